@@ -1,0 +1,296 @@
+"""The immutable configuration model that the loader builds and the server runs on.
+
+Everything here is a frozen dataclass (DESIGN rule 4): a graceful reload builds a new model and
+swaps it in; nothing mutates a model that is serving. Every node keeps the file:line it came
+from, so run-time messages can point at the config.
+
+Settings that httpd merges server → virtual host → <Location> are kept in two forms:
+``ProxySettings`` is a complete, already-merged value for a virtual host, and a Location
+carries only its explicit ``overrides`` (field name → value), applied in order at request time
+because several Locations can match one request.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AccessLogSpec",
+    "BadHeader",
+    "CoreSettings",
+    "EncodedSlashes",
+    "ListenSpec",
+    "LocationSpec",
+    "ProxySettings",
+    "ProxyVia",
+    "ReverseRule",
+    "Route",
+    "RouteKind",
+    "ServerConfig",
+    "Source",
+    "TLSClientSettings",
+    "VirtualHost",
+    "WorkerParams",
+    "WorkerSpec",
+]
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a directive or section was written."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+class ProxyVia(enum.Enum):
+    OFF = "off"
+    ON = "on"
+    FULL = "full"
+    BLOCK = "block"
+
+
+class BadHeader(enum.Enum):
+    IS_ERROR = "iserror"
+    IGNORE = "ignore"
+    START_BODY = "startbody"
+
+
+class EncodedSlashes(enum.Enum):
+    OFF = "off"            # %2F in the path → 404
+    ON = "on"              # %2F decoded like any other escape
+    NO_DECODE = "nodecode"  # %2F allowed and kept encoded
+
+
+@dataclass(frozen=True, slots=True)
+class TLSClientSettings:
+    """mod_ssl's SSLProxy* settings: how portico talks TLS to https backends."""
+
+    engine: bool = False
+    verify: str = "none"              # none | optional | require | optional_no_ca
+    verify_depth: int = 1
+    check_peer_name: bool = True
+    check_peer_cn: bool = True
+    check_peer_expire: bool = True
+    ca_certificate_file: str | None = None
+    ca_certificate_path: str | None = None
+    machine_certificate_file: str | None = None
+    machine_certificate_chain_file: str | None = None
+    protocol: str = "all -SSLv3"
+    cipher_suite: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """The proxy behaviour switches that merge server → vhost → Location (httpd semantics)."""
+
+    preserve_host: bool = False
+    add_headers: bool = True
+    error_override: bool = False
+    error_override_codes: frozenset[int] = frozenset()  # empty + error_override: all 400-599
+    via: ProxyVia = ProxyVia.OFF
+    timeout: float | None = None          # ProxyTimeout; None → CoreSettings.timeout
+    bad_header: BadHeader = BadHeader.IS_ERROR
+    iobuffersize: int = 8192
+    receivebuffersize: int = 0
+    max_forwards: int = -1
+    proxy_100_continue: bool = True
+    allow_encoded_slashes: EncodedSlashes = EncodedSlashes.OFF
+    tls: TLSClientSettings = field(default_factory=TLSClientSettings)
+    source_address: str | None = None
+    error_documents: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class CoreSettings:
+    """Server-wide connection handling and request limits (httpd core directives)."""
+
+    timeout: float = 60.0
+    keepalive: bool = True
+    keepalive_timeout: float = 5.0
+    max_keepalive_requests: int = 100     # 0 = unlimited
+    limit_request_line: int = 8190
+    limit_request_field_size: int = 8190
+    limit_request_fields: int = 100
+    limit_request_body: int = 1 << 30     # 0 = unlimited (httpd 2.4.54+ default is 1 GiB)
+    graceful_shutdown_timeout: float = 0.0  # 0 = wait for in-flight requests without bound
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerParams:
+    """The key=value worker parameters of ProxyPass/BalancerMember/ProxySet (§6.2).
+
+    Durations are seconds (floats). ``None`` means "not set: inherit" where httpd inherits
+    (timeout → ProxyTimeout, connectiontimeout → timeout, smax → max). ``explicit`` lists the
+    keys that the config actually gave, for worker-sharing warnings and ProxySet merging.
+    """
+
+    min: int = 0
+    max: int = 0                      # 0 = no per-process limit of our own
+    smax: int | None = None
+    acquire: float | None = None
+    connectiontimeout: float | None = None
+    timeout: float | None = None
+    ttl: float | None = None
+    enablereuse: bool = True
+    keepalive: bool = False
+    flushpackets: str = "off"         # on | off | auto
+    flushwait: float = 0.010
+    iobuffersize: int = 8192
+    receivebuffersize: int = 0
+    responsefieldsize: int = 8192
+    lbset: int = 0
+    loadfactor: int = 100             # ×100, two decimals kept
+    ping: float | None = None
+    retry: float = 60.0
+    route: str = ""
+    redirect: str = ""
+    status_set: str = ""              # flag letters set by status=
+    status_clear: str = ""            # flag letters cleared by status=
+    secret: str = ""
+    upgrade: str = ""                 # comma-separated tokens; "*" = any
+    mapping: str = ""                 # "", "encoded" or "servlet"
+    addressttl: float = -1
+    flusher: str = "flush"
+    hcmethod: str = "NONE"
+    hcuri: str = ""
+    hcinterval: float = 30.0
+    hcpasses: int = 1
+    hcfails: int = 1
+    hcexpr: str = ""
+    hctemplate: str = ""
+    explicit: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """One backend URL and its parameters. Its identity is its name (the URL, path included).
+
+    For ``unix:/sock|http://host/path`` the name is the part after ``|`` and ``unix_path``
+    holds the socket. ``has_placeholders`` is set for ProxyPassMatch URLs containing ``$n``.
+    """
+
+    name: str
+    scheme: str
+    host: str
+    port: int
+    path: str
+    params: WorkerParams
+    source: Source
+    unix_path: str | None = None
+    has_placeholders: bool = False
+
+
+class RouteKind(enum.Enum):
+    PREFIX = "prefix"   # ProxyPass
+    REGEX = "regex"     # ProxyPassMatch (or ProxyPass ~)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One ProxyPass / ProxyPassMatch rule. ``target`` is None for an exclusion (``!``)."""
+
+    kind: RouteKind
+    path: str                         # prefix, or the regex source text
+    target: str | None
+    source: Source
+    pattern: re.Pattern[str] | None = None
+    worker: str | None = None         # WorkerSpec.name this rule's requests use
+    nocanon: bool = False
+    noquery: bool = False
+    interpolate: bool = False
+    mapping: str = ""
+
+    @property
+    def is_exclusion(self) -> bool:
+        return self.target is None
+
+
+@dataclass(frozen=True, slots=True)
+class ReverseRule:
+    """ProxyPassReverse / ProxyPassReverseCookieDomain / ProxyPassReverseCookiePath entry."""
+
+    fake: str        # the public side (local path, public domain, public path)
+    real: str        # the backend side (URL, internal domain, internal path)
+    source: Source
+    interpolate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AccessLogSpec:
+    """CustomLog/TransferLog: where, which format string (nicknames resolved), which filter."""
+
+    target: str                      # a file path, or "|command" for a piped log
+    format: str
+    source: Source
+    env_condition: str | None = None  # "VAR" or "!VAR" from env=
+    expr_condition: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LocationSpec:
+    """A <Location>/<LocationMatch> section's proxy-relevant content."""
+
+    path: str
+    source: Source
+    pattern: re.Pattern[str] | None = None   # set for <LocationMatch> / <Location ~>
+    proxy_pass: Route | None = None
+    reverse: tuple[ReverseRule, ...] = ()
+    cookie_domains: tuple[ReverseRule, ...] = ()
+    cookie_paths: tuple[ReverseRule, ...] = ()
+    handler: str | None = None               # SetHandler value
+    overrides: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class ListenSpec:
+    host: str | None   # None = every address
+    port: int
+    protocol: str | None
+    source: Source
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualHost:
+    """The main server or one <VirtualHost>; routes already include inherited main-server rules."""
+
+    server_name: str
+    source: Source
+    addresses: tuple[tuple[str, int | None], ...] = ()  # ("*", 80), ("127.0.0.1", None), ...
+    server_aliases: tuple[str, ...] = ()
+    port: int | None = None                 # port from ServerName host:port, if given
+    routes: tuple[Route, ...] = ()
+    reverse: tuple[ReverseRule, ...] = ()
+    cookie_domains: tuple[ReverseRule, ...] = ()
+    cookie_paths: tuple[ReverseRule, ...] = ()
+    locations: tuple[LocationSpec, ...] = ()
+    settings: ProxySettings = field(default_factory=ProxySettings)
+    access_logs: tuple[AccessLogSpec, ...] = ()
+    error_log: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """A whole loaded configuration. ``workers`` is keyed by WorkerSpec.name."""
+
+    source_file: str
+    main: VirtualHost
+    listens: tuple[ListenSpec, ...] = ()
+    vhosts: tuple[VirtualHost, ...] = ()
+    workers: Mapping[str, WorkerSpec] = field(default_factory=lambda: MappingProxyType({}))
+    core: CoreSettings = field(default_factory=CoreSettings)
+    log_formats: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    error_log: str = "logs/error_log"
+    log_level: str = "warn"
+    module_log_levels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    pid_file: str | None = None
+    server_root: str = "."
+    proxy_requests: bool = False
+    defines: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
