@@ -60,6 +60,7 @@ class UpstreamErrorKind(enum.Enum):
 
     CONNECT = "connect"            # refused, unreachable, DNS, TLS handshake: 503
     CONNECT_TIMEOUT = "connect-timeout"  # connectiontimeout expired: 503
+    DNS = "dns"                    # the backend's name does not resolve: 500, as httpd
     POOL_EXHAUSTED = "pool-exhausted"    # no free connection within `acquire`: 503
     TIMEOUT = "timeout"            # no response head within `timeout`: 502 (httpd's choice)
     BAD_RESPONSE = "bad-response"  # malformed status line or headers: 502

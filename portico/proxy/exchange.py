@@ -1,0 +1,94 @@
+"""The per-request context handed from stage to stage (DESIGN: "what it needs is handed to it").
+
+One ``RequestContext`` is made per request by the pipeline; the scheme handler reads the
+decisions in it and writes what it observed (statuses, byte counts) for the response stages
+and the access log.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RequestContext"]
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from portico.config.model import ProxySettings, VirtualHost
+    from portico.protocols.events import RequestHead
+    from portico.proxy.reverse import ReverseMapper
+    from portico.proxy.routing import Match
+    from portico.upstream.worker import Worker
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class RequestContext:
+    """Everything one request carries through the pipeline."""
+
+    __slots__ = (
+        # the request as received
+        "front", "head", "method", "client_version", "start_ns", "has_body",
+        "expect_continue", "request_chunked", "host", "path", "query",
+        # decisions made by the pipeline
+        "vhost", "settings", "match", "worker", "backend_head", "timeout", "connect_timeout",
+        "acquire_wait", "sni", "via_name", "mapper", "base_url", "keepalive_header",
+        "response_field_size", "bad_header", "no_pooled", "close_backend",
+        # observed while serving
+        "keep_alive", "reused", "sent_continue", "resume_client_on_attach", "status",
+        "backend_status", "response_keep_alive", "response_headers", "response_trailers",
+        "override_headers", "bytes_to_backend", "bytes_from_backend", "bytes_to_client",
+        "header_bytes_from_backend", "body_bytes", "bytes_in", "aborted", "end_ns",
+        "env", "notes", "request_trailers", "handler_state", "error_note",
+    )
+
+    def __init__(self, front: Any, head: RequestHead, start_ns: int) -> None:
+        self.front = front
+        self.head = head
+        self.method = head.method
+        self.client_version = head.version
+        self.start_ns = start_ns
+        self.has_body = head.body_kind != 0
+        self.expect_continue = head.expect_continue
+        self.request_chunked = False
+        self.host = ""
+        self.path = ""
+        self.query: str | None = None
+        self.vhost: VirtualHost | None = None
+        self.settings: ProxySettings | None = None  # type: ignore[assignment]
+        self.match: Match | None = None  # type: ignore[assignment]
+        self.worker: Worker | None = None  # type: ignore[assignment]
+        self.backend_head = b""
+        self.timeout = 60.0
+        self.connect_timeout = 60.0
+        self.acquire_wait: float | None = None
+        self.sni: str | None = None
+        self.via_name = ""
+        self.mapper: ReverseMapper | None = None
+        self.base_url = ""
+        self.keepalive_header: bytes | None = None
+        self.response_field_size = 8192
+        self.bad_header = "iserror"
+        self.no_pooled = False
+        self.close_backend = False
+        self.keep_alive = head.keep_alive
+        self.reused = False
+        self.sent_continue = False
+        self.resume_client_on_attach = False
+        self.status = 0
+        self.backend_status = 0
+        self.response_keep_alive = False
+        self.response_headers: Headers = []
+        self.response_trailers: Headers = []
+        self.override_headers: Headers = []
+        self.bytes_to_backend = 0
+        self.bytes_from_backend = 0
+        self.bytes_to_client = 0
+        self.header_bytes_from_backend = 0
+        self.body_bytes = 0
+        self.bytes_in = 0
+        self.aborted = False
+        self.end_ns = 0
+        self.env: dict[str, str] | None = None
+        self.notes: dict[str, str] | None = None
+        self.request_trailers: Headers = []
+        self.handler_state: Any = None
+        self.error_note = ""

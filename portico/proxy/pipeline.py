@@ -1,0 +1,254 @@
+"""The request pipeline: the only module that knows the order of the stages (DESIGN).
+
+For each request head: parse and decode the target → choose the virtual host → merge the
+matching <Location> settings → Max-Forwards → route to a worker → build the backend request
+head → hand over to the scheme handler. Local answers (404, 400, OPTIONS *) are sent from here.
+A ``Pipeline`` is built once per configuration generation; all per-config work (routers,
+reverse mappers, compiled log formats, runtime workers) happens in ``__init__``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Pipeline"]
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from portico.config.model import ProxySettings, ServerConfig, VirtualHost
+from portico.protocols.events import BodyKind, RequestHead
+from portico.protocols.http1 import RequestLimits
+from portico.proxy.exchange import RequestContext
+from portico.proxy.headers import BackendRequest, build_request_head, max_forwards_action
+from portico.proxy.reverse import ReverseMapper
+from portico.proxy.routing import Router, VhostSelector
+from portico.proxy.uri import BadTarget, parse_target
+from portico.schemes.http import HttpExchange
+from portico.upstream.worker import Worker
+
+if TYPE_CHECKING:
+    from portico.logs.format import AccessLogSet
+    from portico.server.front import FrontConnection
+
+log = logging.getLogger("portico.proxy")
+
+_HTTP_SCHEMES = frozenset({"http", "https"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class _VhostRuntime:
+    """Per-virtual-host things computed once: router, reverse mapper, names, access logs."""
+
+    __slots__ = ("access_logs", "location_mappers", "mapper", "router", "server_name",
+                 "via_name", "vhost")
+
+    def __init__(self, vhost: VirtualHost, router: Router, access_logs: AccessLogSet | None,
+                 default_port: int) -> None:
+        self.vhost = vhost
+        self.router = router
+        self.server_name = vhost.server_name or "localhost"
+        port = vhost.port or default_port
+        self.via_name = self.server_name if port in (80, 0) else f"{self.server_name}:{port}"
+        self.mapper = _mapper(vhost.reverse, vhost.cookie_domains, vhost.cookie_paths)
+        self.location_mappers = {
+            id(loc): _mapper(loc.reverse + vhost.reverse, loc.cookie_domains
+                             + vhost.cookie_domains, loc.cookie_paths + vhost.cookie_paths)
+            for loc in vhost.locations}
+        self.access_logs = access_logs
+
+
+def _mapper(urls, domains, paths) -> ReverseMapper | None:
+    if not (urls or domains or paths):
+        return None
+    return ReverseMapper(urls, domains, paths)
+
+
+class Pipeline:
+    """One configuration generation's request handling (see the module docstring)."""
+
+    def __init__(self, config: ServerConfig, access_logs=None) -> None:
+        """``access_logs`` maps id(VirtualHost) → an object with ``log(front, ctx)``."""
+        self.config = config
+        self.core = config.core
+        core = config.core
+        self.limits = RequestLimits(
+            max_line=core.limit_request_line, max_field_size=core.limit_request_field_size,
+            max_fields=core.limit_request_fields, max_body=core.limit_request_body)
+        self.workers: dict[str, Worker] = {
+            name: Worker(spec, config.main.settings) for name, spec in config.workers.items()}
+        default_port = config.listens[0].port if config.listens else 80
+        logs = access_logs or {}
+        self._main = _VhostRuntime(config.main, Router(config.main, config.workers),
+                                   logs.get(id(config.main)), default_port)
+        self._vhosts = [
+            _VhostRuntime(vh, Router(vh, config.workers), logs.get(id(vh)), default_port)
+            for vh in config.vhosts]
+        self._by_router = {id(v.router): v for v in [self._main, *self._vhosts]}
+        self._selector = VhostSelector(self._main.router, [v.router for v in self._vhosts])
+        self.keepalive_header = (f"timeout={core.keepalive_timeout:g}, "
+                                 f"max={core.max_keepalive_requests}").encode()
+        self.connections = 0
+        self.requests = 0
+        self.pid = os.getpid()
+
+    # -- connection bookkeeping (server-status counters) ---------------------------------
+    def connection_opened(self, front: FrontConnection) -> None:
+        self.connections += 1
+
+    def connection_closed(self, front: FrontConnection) -> None:
+        self.connections -= 1
+
+    # -- the stages --------------------------------------------------------------------------
+    def begin(self, front: FrontConnection, head: RequestHead, start_ns: int):
+        """Start serving one request; returns its scheme handler, or None if answered here."""
+        self.requests += 1
+        ctx = RequestContext(front, head, start_ns)
+        front.ctx = ctx
+        host_header = _host_of(head)
+        vrt = self._main
+        if self._vhosts:
+            vrt = self._by_router[id(self._selector.select(
+                front.local_ip, front.local_port, _host_name(host_header)))]
+        ctx.vhost = vrt.vhost
+        ctx.settings = vrt.vhost.settings
+        ctx.host = host_header or ""
+        if head.target == b"*":
+            if head.method == b"OPTIONS":
+                front.send_local(ctx, 200, b"", [(b"Allow", b"GET,HEAD,POST,OPTIONS")])
+            else:
+                front.local_error(ctx, 400)
+            return None
+        try:
+            target = parse_target(head.target, vrt.vhost.settings.allow_encoded_slashes)
+        except BadTarget as exc:
+            front.local_error(ctx, exc.status)
+            return None
+        ctx.path = target.path
+        ctx.query = target.query
+        router = vrt.router
+        locations = router.locations_for(target.path) if router.has_locations else ()
+        settings = router.settings_for(locations) if locations else vrt.vhost.settings
+        ctx.settings = settings
+        if settings is not vrt.vhost.settings:
+            try:  # AllowEncodedSlashes may differ inside a Location
+                target = parse_target(head.target, settings.allow_encoded_slashes)
+            except BadTarget as exc:
+                front.local_error(ctx, exc.status)
+                return None
+        status, max_forwards = max_forwards_action(head.headers, head.method,
+                                                   settings.max_forwards)
+        if status is not None:
+            if status == 200:
+                front.send_local(ctx, 200, b"", [(b"Allow", b"GET,HEAD,POST,OPTIONS,TRACE")])
+            else:
+                front.local_error(ctx, status)
+            return None
+        try:
+            match = router.route(target, locations)
+        except BadTarget as exc:
+            front.local_error(ctx, exc.status)
+            return None
+        if match is None:
+            front.local_error(ctx, 404)
+            return None
+        ctx.match = match
+        worker = self.workers.get(match.worker)
+        if worker is None or worker.spec.scheme not in _HTTP_SCHEMES:
+            log.error("no protocol handler was valid for the URL %s", match.url)
+            front.local_error(ctx, 500, proxy_error=True, detail="no protocol handler was valid")
+            return None
+        ctx.worker = worker
+        mapper = vrt.mapper
+        if locations:
+            for loc, _ in locations:
+                if loc.reverse or loc.cookie_domains or loc.cookie_paths:
+                    mapper = vrt.location_mappers[id(loc)]
+        ctx.mapper = mapper
+        if mapper is not None:
+            ctx.base_url = f"{front.scheme}://{host_header or _server_authority(vrt, front)}"
+        self._prepare_backend(ctx, head, vrt, settings, worker, max_forwards)
+        exchange = HttpExchange(ctx)
+        exchange.start()
+        return exchange
+
+    def _prepare_backend(self, ctx: RequestContext, head: RequestHead, vrt: _VhostRuntime,
+                         settings: ProxySettings, worker: Worker,
+                         max_forwards: bytes | None) -> None:
+        match = ctx.match
+        assert match is not None
+        spec = worker.spec
+        if settings.preserve_host and ctx.host:
+            host_value = ctx.host.encode("latin-1")
+            ctx.sni = _host_name(ctx.host)
+        else:
+            default = _DEFAULT_PORTS.get(spec.scheme)
+            host = match.host
+            if ":" in host and not host.startswith("["):
+                host = f"[{host}]"
+            host_value = (host if match.port == default or match.port == 80
+                          else f"{host}:{match.port}").encode("latin-1")
+            ctx.sni = None if spec.unix_path else match.host
+        core = self.core
+        ctx.timeout = worker.timeout_for(settings, core)
+        ctx.connect_timeout = worker.connect_timeout_for(settings, core)
+        ctx.acquire_wait = worker.acquire_wait(settings, core)
+        ctx.response_field_size = spec.params.responsefieldsize or 8192
+        ctx.bad_header = settings.bad_header.value
+        ctx.via_name = vrt.via_name
+        ctx.keepalive_header = self.keepalive_header
+        chunked = head.body_kind == BodyKind.CHUNKED
+        ctx.request_chunked = chunked
+        forward_expect = head.expect_continue and settings.proxy_100_continue
+        if head.expect_continue and not settings.proxy_100_continue:
+            ctx.front.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            ctx.sent_continue = True
+        ctx.close_backend = not spec.params.enablereuse
+        request = BackendRequest(
+            head.method, match.path.encode("latin-1"), host_value, ctx.front.peer_ip,
+            vrt.server_name, vrt.via_name, client_version=head.version,
+            body_length=None if chunked else head.content_length,
+            chunked=chunked, close=ctx.close_backend, forward_expect=forward_expect,
+            max_forwards=max_forwards)
+        ctx.backend_head = build_request_head(request, head.headers, settings)
+
+    # -- logging --------------------------------------------------------------------------
+    def log_request(self, front: FrontConnection, ctx: RequestContext) -> None:
+        vrt = self._main
+        if ctx.vhost is not None and ctx.vhost is not self._main.vhost:
+            for v in self._vhosts:
+                if v.vhost is ctx.vhost:
+                    vrt = v
+                    break
+        if vrt.access_logs is not None:
+            vrt.access_logs.log(front, ctx)
+
+    def log_rejected(self, front: FrontConnection, status: int, size: int) -> None:
+        if self._main.access_logs is not None:
+            self._main.access_logs.log_rejected(front, status, size)
+
+    def close(self) -> None:
+        for worker in self.workers.values():
+            worker.close()
+
+
+def _host_of(head: RequestHead) -> str | None:
+    for name, value in head.headers:
+        if len(name) == 4 and name.lower() == b"host":
+            return value.decode("latin-1")
+    return None
+
+
+def _host_name(host: str | None) -> str | None:
+    """The name part of a Host value (no port; IPv6 brackets removed)."""
+    if not host:
+        return None
+    if host.startswith("["):
+        end = host.find("]")
+        return host[1:end] if end > 0 else host
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+def _server_authority(vrt: _VhostRuntime, front: FrontConnection) -> str:
+    port = front.local_port
+    default = 443 if front.scheme == "https" else 80
+    return vrt.server_name if port == default else f"{vrt.server_name}:{port}"

@@ -1,0 +1,501 @@
+"""The http/https/unix scheme: one proxied request over a pooled HTTP/1.1 connection (§15.1).
+
+How it works. ``HttpExchange`` owns one client request from routing to the end of the
+response. It takes an idle pooled ``HttpBackend`` synchronously when there is one (the fast
+path: no task, no await) or starts one task that waits for a pool slot and connects. The
+request head and body go to the backend as they arrive; the backend's events come back as
+method calls from ``HttpBackend.data_received``. Each side's write buffer throttles the other
+side's reads through ``Flow`` (DESIGN rule 6).
+
+Failures before the response head reach the client become an error status through
+``proxy/errors.py``; after it, the client connection is aborted so a truncated body can never
+look complete. A reused connection that dies before any response byte is retried once on a
+fresh connection when the request is idempotent and its body was kept.
+"""
+
+from __future__ import annotations
+
+__all__ = ["HttpBackend", "HttpExchange"]
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from portico.errors import RemoteProtocolError, UpstreamError, UpstreamErrorKind
+from portico.protocols.events import (
+    BodyKind,
+    Data,
+    EndOfMessage,
+    InformationalHead,
+    ResponseHead,
+)
+from portico.protocols.http1 import LAST_CHUNK, ResponseParser, encode_trailers
+from portico.proxy.headers import ResponseFraming, build_response_head
+from portico.server.flow import Flow
+from portico.upstream.pool import PoolExhausted
+
+if TYPE_CHECKING:
+    from portico.proxy.exchange import RequestContext
+    from portico.upstream.pool import Pool
+
+log = logging.getLogger("portico.proxy")
+
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+_REPLAY_LIMIT = 64 * 1024   # request body kept for a retry on a fresh connection
+
+
+class HttpBackend(asyncio.Protocol):
+    """A pooled HTTP/1.1 connection to a backend; serves one exchange at a time."""
+
+    __slots__ = ("_deadline", "_timer", "_timeout", "closed", "exchange", "flow", "idle_since",
+                 "loop", "parser", "pool", "transport", "bytes_read")
+
+    def __init__(self, pool: Pool, max_field_size: int, bad_header: str) -> None:
+        self.pool = pool
+        self.parser = ResponseParser(max_field_size=max_field_size, bad_header=bad_header)
+        self.exchange: HttpExchange | None = None
+        self.transport: asyncio.Transport | None = None
+        self.flow = Flow()
+        self.closed = False
+        self.idle_since = 0.0
+        self.bytes_read = 0
+        self.loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timeout = 0.0
+        self._deadline = 0.0
+
+    # -- transport callbacks ------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """The transport calls this once, when the connection (and TLS handshake) is up."""
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        """The transport calls this with every chunk the backend sends."""
+        ex = self.exchange
+        if ex is None:
+            # Bytes on an idle connection: the backend is out of step; never reuse it.
+            self.close()
+            return
+        self._deadline = self.loop.time() + self._timeout
+        self.bytes_read += len(data)
+        try:
+            events = self.parser.feed(data)
+        except RemoteProtocolError as exc:
+            ex.backend_failed(UpstreamError(UpstreamErrorKind.BAD_RESPONSE, str(exc)))
+            return
+        for event in events:
+            if self.exchange is None:
+                break
+            kind = type(event)
+            if kind is Data:
+                ex.on_data(event.data)  # type: ignore[union-attr]
+            elif kind is ResponseHead:
+                ex.on_head(event)  # type: ignore[arg-type]
+            elif kind is EndOfMessage:
+                ex.on_end(event.trailers)  # type: ignore[union-attr]
+            elif kind is InformationalHead:
+                ex.on_informational(event)  # type: ignore[arg-type]
+
+    def eof_received(self) -> bool:
+        """The backend half-closed: ends a read-until-close body, else it is an error."""
+        ex = self.exchange
+        if ex is not None:
+            try:
+                events = self.parser.feed_eof()
+            except RemoteProtocolError as exc:
+                ex.backend_failed(UpstreamError(UpstreamErrorKind.CLOSED, str(exc)))
+                return False
+            for event in events:
+                if type(event) is EndOfMessage:
+                    ex.on_end(event.trailers)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The transport calls this once when the connection is closed, by either side."""
+        self.closed = True
+        self._cancel_timer()
+        self.flow.abort()
+        ex = self.exchange
+        if ex is not None:
+            self.exchange = None
+            ex.backend_failed(UpstreamError(
+                UpstreamErrorKind.CLOSED, "backend closed the connection"
+                + (f": {exc}" if exc else "")))
+        else:
+            self.pool.forget(self)
+
+    def pause_writing(self) -> None:
+        """The transport's write buffer went above its high-water mark."""
+        self.flow.pause()
+
+    def resume_writing(self) -> None:
+        """The transport's write buffer drained below its low-water mark."""
+        self.flow.resume()
+
+    # -- used by the exchange and the pool ----------------------------------------------
+    def is_reusable(self) -> bool:
+        t = self.transport
+        return not self.closed and t is not None and not t.is_closing() and self.parser.idle
+
+    def close(self) -> None:
+        self._cancel_timer()
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+        self.closed = True
+
+    def abort(self) -> None:
+        self._cancel_timer()
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+        self.closed = True
+
+    def arm_timeout(self, seconds: float) -> None:
+        """Fail the exchange after ``seconds`` without backend activity (reset by each read)."""
+        self._timeout = seconds
+        self._deadline = self.loop.time() + seconds
+        if self._timer is None:
+            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        ex = self.exchange
+        if ex is None:
+            return
+        now = self.loop.time()
+        waiting_for_client = ex.front.flow.paused
+        if now < self._deadline and not waiting_for_client:
+            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+            return
+        if waiting_for_client:
+            # The client is slow to read; its own timeout governs. Check again later.
+            self._deadline = now + self._timeout
+            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+            return
+        ex.backend_failed(UpstreamError(UpstreamErrorKind.TIMEOUT,
+                                        f"no data from the backend for {self._timeout:g}s"))
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class HttpExchange:
+    """One proxied request/response over HTTP/1.1 (see the module docstring)."""
+
+    __slots__ = ("_backend", "_body_kept", "_connect_task", "_override", "_pending",
+                 "_replayable", "_request_done", "_response_framing", "_retried",
+                 "_head_sent", "ctx", "front", "_finished",
+                 "_pool", "_chunked_out")
+
+    def __init__(self, ctx: RequestContext) -> None:
+        self.ctx = ctx
+        self.front = ctx.front
+        self._backend: HttpBackend | None = None
+        self._connect_task: asyncio.Task[None] | None = None
+        self._pending: list[bytes] = []      # request bytes waiting for a backend connection
+        self._body_kept: list[bytes] | None = [] if ctx.method in _IDEMPOTENT else None
+        self._replayable = ctx.method in _IDEMPOTENT
+        self._request_done = False
+        self._head_sent = False
+        self._finished = False
+        self._retried = False
+        self._override = False
+        self._response_framing = ResponseFraming.NONE
+        self._chunked_out = ctx.request_chunked
+        self._pool = ctx.worker.pool_for(ctx.match.host, ctx.match.port)
+
+    # -- request side ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Send the request head on a pooled connection, or start connecting."""
+        self._pending.append(self.ctx.backend_head)
+        self.ctx.worker.stats.busy += 1
+        self.ctx.worker.stats.requests += 1
+        conn = None if self.ctx.no_pooled else self._pool.take_idle()
+        if conn is not None:
+            self._attach(conn, reused=True)  # type: ignore[arg-type]
+        else:
+            self._connect_task = asyncio.get_running_loop().create_task(self._connect(False))
+
+    async def _connect(self, fresh: bool) -> None:
+        ctx = self.ctx
+        pool = self._pool
+
+        async def open_new() -> HttpBackend:
+            proto = await ctx.worker.connector.open(
+                lambda: HttpBackend(pool, ctx.response_field_size, ctx.bad_header),
+                ctx.connect_timeout, server_hostname=ctx.sni,
+                host=ctx.match.host, port=ctx.match.port)
+            return proto  # type: ignore[return-value]
+
+        try:
+            if fresh:
+                if not pool.try_reserve():
+                    raise PoolExhausted("pool is full")
+                try:
+                    conn: HttpBackend = await open_new()
+                except BaseException:
+                    pool.release(None, reusable=False)
+                    raise
+                reused = False
+            else:
+                conn, reused = await pool.acquire(open_new, ctx.acquire_wait)  # type: ignore[assignment]
+        except PoolExhausted as exc:
+            self._connect_task = None
+            self._fail(UpstreamError(UpstreamErrorKind.POOL_EXHAUSTED, str(exc)))
+            return
+        except UpstreamError as exc:
+            self._connect_task = None
+            self._fail(exc)
+            return
+        self._connect_task = None
+        if self._finished:  # the client went away while we connected
+            pool.release(conn, reusable=conn.is_reusable())
+            return
+        self._attach(conn, reused)
+
+    def _attach(self, conn: HttpBackend, reused: bool) -> None:
+        self._backend = conn
+        conn.exchange = self
+        conn.bytes_read = 0
+        conn.parser.start(self.ctx.method)
+        self.ctx.reused = reused
+        # Backend write buffer full → stop reading the client; client buffer full → stop
+        # reading the backend.
+        conn.flow.link(self.front.pause_reading, self.front.resume_reading)
+        t = conn.transport
+        assert t is not None
+        self.front.flow.link(t.pause_reading, t.resume_reading)
+        conn.arm_timeout(self.ctx.timeout)
+        pending = self._pending
+        self._pending = []
+        t.writelines(pending)
+        self.ctx.bytes_to_backend += sum(len(p) for p in pending)
+        if self.ctx.resume_client_on_attach:
+            self.ctx.resume_client_on_attach = False
+            self.front.resume_reading()
+
+    def on_request_data(self, data: bytes) -> None:
+        """A piece of the client's request body (already de-chunked)."""
+        if self._finished:
+            return
+        kept = self._body_kept
+        if kept is not None:
+            if sum(len(k) for k in kept) + len(data) <= _REPLAY_LIMIT:
+                kept.append(data)
+            else:
+                self._body_kept = None
+                self._replayable = False
+        pieces = ((b"%x\r\n" % len(data)), data, b"\r\n") if self._chunked_out else (data,)
+        conn = self._backend
+        if conn is not None and conn.transport is not None:
+            conn.transport.writelines(pieces)
+            self.ctx.bytes_to_backend += len(data)
+        else:
+            self._pending.extend(pieces)
+            if not self.ctx.resume_client_on_attach and sum(map(len, self._pending)) > 65536:
+                self.ctx.resume_client_on_attach = True
+                self.front.pause_reading()
+
+    def on_request_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        """The client's request (head and body) is complete."""
+        self._request_done = True
+        if self._finished:
+            return
+        if self._chunked_out:
+            tail = encode_trailers(trailers) if trailers else LAST_CHUNK
+            self._send_to_backend(tail)
+
+    def _send_to_backend(self, data: bytes) -> None:
+        conn = self._backend
+        if conn is not None and conn.transport is not None:
+            conn.transport.write(data)
+        else:
+            self._pending.append(data)
+
+    # -- response side ----------------------------------------------------------------------
+    def on_informational(self, head: InformationalHead) -> None:
+        """A 1xx from the backend: relayed to an HTTP/1.1 client (100 only if it asked)."""
+        ctx = self.ctx
+        if ctx.client_version != b"1.1":
+            return
+        if head.status == 100 and not ctx.expect_continue:
+            return
+        if head.status == 100 and ctx.sent_continue:
+            return
+        self.front.write(b"HTTP/1.1 %d %s\r\n\r\n" % (head.status, head.reason))
+        if head.status == 100:
+            ctx.sent_continue = True
+
+    def on_head(self, head: ResponseHead) -> None:
+        """The backend's final response head arrived."""
+        ctx = self.ctx
+        conn = self._backend
+        ctx.backend_status = head.status
+        ctx.status = head.status
+        ctx.response_keep_alive = head.keep_alive
+        settings = ctx.settings
+        if settings.error_override and 400 <= head.status <= 599 and (
+                not settings.error_override_codes
+                or head.status in settings.error_override_codes):
+            self._override = True
+            ctx.override_headers = [(n, v) for n, v in head.headers
+                                    if head.status == 401 and n.lower() == b"www-authenticate"]
+            return
+        framing = ResponseFraming.NONE
+        kind = head.body_kind
+        client_keep = ctx.keep_alive
+        if kind == BodyKind.LENGTH:
+            framing = ResponseFraming.LENGTH
+        elif kind == BodyKind.CHUNKED or kind == BodyKind.UNTIL_CLOSE:
+            if ctx.client_version == b"1.1":
+                framing = ResponseFraming.CHUNKED
+            else:
+                framing = ResponseFraming.CLOSE
+                client_keep = False
+        if ctx.method == b"HEAD" or head.status in (204, 304):
+            framing = ResponseFraming.NONE
+        if not self._request_done and ctx.has_body:
+            client_keep = False   # we will not read the rest of this body: close afterwards
+        ctx.keep_alive = client_keep
+        self._response_framing = framing
+        data, sent = build_response_head(
+            head.status, head.reason, head.headers, framing=framing,
+            content_length=head.content_length, keep_alive=client_keep,
+            client_version=ctx.client_version, settings=settings, via_name=ctx.via_name,
+            mapper=ctx.mapper, base_url=ctx.base_url, keepalive_header=ctx.keepalive_header)
+        ctx.response_headers = sent
+        self._head_sent = True
+        if conn is not None:
+            ctx.header_bytes_from_backend = conn.bytes_read
+        self.front.write(data)
+        ctx.bytes_to_client += len(data)
+
+    def on_data(self, data: bytes) -> None:
+        """A piece of the response body from the backend."""
+        if self._override:
+            return
+        ctx = self.ctx
+        ctx.body_bytes += len(data)
+        if self._response_framing == ResponseFraming.CHUNKED:
+            self.front.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+        else:
+            self.front.write(data)
+
+    def on_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        """The backend's response is complete."""
+        ctx = self.ctx
+        if self._override:
+            self._release_backend(reusable=True)
+            self._finished = True
+            ctx.worker.stats.busy -= 1
+            self.front.local_error(ctx, ctx.status, override=True)
+            return
+        if self._response_framing == ResponseFraming.CHUNKED:
+            self.front.write(encode_trailers(trailers) if trailers else LAST_CHUNK)
+        ctx.response_trailers = trailers
+        if self._request_done or not ctx.has_body:
+            self._complete()
+        else:
+            # The response ended before the client finished sending its body: the rest of
+            # the body would go nowhere, so this connection closes after the response.
+            ctx.keep_alive = False
+            self._complete()
+
+    def _complete(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        ctx = self.ctx
+        conn = self._backend
+        reusable = (conn is not None and self._request_done and ctx.response_keep_alive
+                    and not ctx.close_backend)
+        self._release_backend(reusable)
+        ctx.worker.stats.busy -= 1
+        self.front.response_done(ctx)
+
+    def _release_backend(self, reusable: bool) -> None:
+        conn = self._backend
+        if conn is None:
+            return
+        self._backend = None
+        conn.exchange = None
+        conn._cancel_timer()
+        conn.flow.link(None, None)
+        self.front.flow.link(None, None)
+        if conn.transport is not None:
+            conn.transport.resume_reading()
+        ctx = self.ctx
+        ctx.bytes_from_backend += conn.bytes_read
+        ctx.worker.stats.bytes_read += conn.bytes_read
+        ctx.worker.stats.bytes_sent += ctx.bytes_to_backend
+        self._pool.release(conn, reusable=reusable and conn.is_reusable())
+
+    # -- failures -------------------------------------------------------------------------
+    def backend_failed(self, error: UpstreamError) -> None:
+        """The backend connection failed, timed out or sent something invalid."""
+        if self._finished:
+            return
+        conn = self._backend
+        got_bytes = conn is not None and conn.bytes_read > 0
+        if conn is not None:
+            self._backend = None
+            conn.exchange = None
+            conn.flow.link(None, None)
+            self.front.flow.link(None, None)
+            conn.abort()
+            self._pool.release(conn, reusable=False)
+        ctx = self.ctx
+        if (error.kind is UpstreamErrorKind.CLOSED and ctx.reused and not got_bytes
+                and not self._retried and self._replayable and not self._head_sent
+                and (self._request_done or not ctx.has_body) and self._body_kept is not None):
+            # A keep-alive race: the backend closed an idle connection as we reused it.
+            self._retried = True
+            ctx.worker.stats.retries += 1
+            log.debug("retrying %s on a fresh connection: %s", ctx.match.url, error)
+            self._pending = [ctx.backend_head]
+            body = self._body_kept
+            if self._chunked_out:
+                for piece in body:
+                    self._pending += (b"%x\r\n" % len(piece), piece, b"\r\n")
+                if self._request_done:
+                    self._pending.append(LAST_CHUNK)
+            else:
+                self._pending.extend(body)
+            self._connect_task = asyncio.get_running_loop().create_task(self._connect(True))
+            return
+        error.reused = ctx.reused
+        self._fail(error)
+
+    def _fail(self, error: UpstreamError) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        ctx = self.ctx
+        ctx.worker.stats.busy -= 1
+        ctx.worker.stats.errors += 1
+        if self._head_sent:
+            log.warning("backend %s failed mid-response: %s", ctx.match.url, error)
+            ctx.aborted = True
+            self.front.abort_response(ctx)
+            return
+        self.front.upstream_error(ctx, error)
+
+    def client_gone(self) -> None:
+        """The client connection closed: stop everything, never reuse the backend."""
+        if self._finished:
+            return
+        self._finished = True
+        self.ctx.worker.stats.busy -= 1
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+            self._connect_task = None
+        conn = self._backend
+        if conn is not None:
+            self._backend = None
+            conn.exchange = None
+            conn.flow.link(None, None)
+            conn.abort()
+            self._pool.release(conn, reusable=False)
+
+

@@ -1,0 +1,395 @@
+"""The client side of the proxy: one ``FrontConnection`` per accepted HTTP/1.1 connection.
+
+How it works. Bytes go through the sans-I/O ``RequestParser``; events for the request being
+served go straight to its handler, and everything from the next request head on waits in a
+bounded queue (pipelining: answers leave in request order). A request is finished when its
+response is done *and* its body was read; only then does the next queued request start.
+
+One timer per connection enforces, depending on the state: KeepAliveTimeout while idle
+between requests, Timeout while a request is being received, and Timeout while the client does
+not read what we send.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FrontConnection"]
+
+import asyncio
+import logging
+import socket
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from portico.errors import RemoteProtocolError, UpstreamError
+from portico.protocols.events import Data, EndOfMessage, RequestHead
+from portico.protocols.http1 import RequestParser
+from portico.proxy.errors import error_page, reason, status_for_upstream
+from portico.proxy.headers import http_date
+from portico.server.flow import Flow
+
+if TYPE_CHECKING:
+    from portico.proxy.exchange import RequestContext
+    from portico.proxy.pipeline import Pipeline
+
+log = logging.getLogger("portico.proxy")
+
+_MAX_QUEUED_EVENTS = 64        # pipelined events held while a request is in flight
+_MAX_QUEUED_BYTES = 1 << 20
+
+
+class FrontConnection(asyncio.Protocol):
+    """One client connection (see the module docstring)."""
+
+    __slots__ = (
+        "_deadline_kind", "_last_activity", "_queue", "_queued_bytes", "_read_pauses",
+        "_timer", "closing", "ctx", "flow", "handler", "local_ip", "local_port", "loop",
+        "parser", "peer_ip", "peer_port", "pipeline", "req_complete", "requests_served",
+        "resp_complete", "scheme", "transport", "_pending_error", "_queue_paused",
+    )
+
+    def __init__(self, pipeline: Pipeline, scheme: str = "http") -> None:
+        self.pipeline = pipeline
+        self.scheme = scheme
+        self.loop = asyncio.get_running_loop()
+        self.parser = RequestParser(pipeline.limits)
+        self.transport: asyncio.Transport | None = None
+        self.flow = Flow()
+        self.ctx: RequestContext | None = None
+        self.handler = None
+        self._queue: deque = deque()
+        self._queued_bytes = 0
+        self._read_pauses = 0
+        self.req_complete = True
+        self.resp_complete = True
+        self.requests_served = 0
+        self.closing = False
+        self.peer_ip = ""
+        self.peer_port = 0
+        self.local_ip = ""
+        self.local_port = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_activity = 0.0
+        self._deadline_kind = "idle"
+        self._pending_error: int | None = None
+        self._queue_paused = False
+
+    # -- transport callbacks ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """The transport calls this once, when a client connection is accepted."""
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        peer = transport.get_extra_info("peername")
+        local = transport.get_extra_info("sockname")
+        if isinstance(peer, tuple):
+            self.peer_ip, self.peer_port = peer[0], peer[1]
+        if isinstance(local, tuple):
+            self.local_ip, self.local_port = local[0], local[1]
+        self.pipeline.connection_opened(self)
+        self._last_activity = self.loop.time()
+        self._arm(self.pipeline.core.timeout)
+
+    def data_received(self, data: bytes) -> None:
+        """The transport calls this with every chunk the client sends."""
+        self._last_activity = self.loop.time()
+        try:
+            events = self.parser.feed(data)
+        except RemoteProtocolError as exc:
+            self._protocol_error(exc)
+            return
+        queue = self._queue
+        for event in events:
+            if queue or (self.ctx is not None and type(event) is RequestHead):
+                queue.append(event)
+                if type(event) is Data:
+                    self._queued_bytes += len(event.data)
+                continue
+            self._handle(event)
+        if queue and not self._queue_paused and (
+                len(queue) > _MAX_QUEUED_EVENTS or self._queued_bytes > _MAX_QUEUED_BYTES):
+            self._queue_paused = True
+            self.pause_reading()
+
+    def eof_received(self) -> bool:
+        """The client half-closed. Finish the request in flight, then close."""
+        if self.ctx is None:
+            return False
+        self.closing = True
+        return True  # keep our side open to send the response
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """The transport calls this once when the connection is closed, by either side."""
+        self.closing = True
+        self._cancel_timer()
+        self.flow.abort()
+        handler = self.handler
+        self.handler = None
+        ctx = self.ctx
+        if handler is not None:
+            handler.client_gone()
+        if ctx is not None and not self.resp_complete:
+            ctx.aborted = True
+            self._finish_log(ctx)
+        self.ctx = None
+        self._queue.clear()
+        self.pipeline.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        """The client's write buffer went above high water: stop reading the backend."""
+        self.flow.pause()
+
+    def resume_writing(self) -> None:
+        """The client's write buffer drained below low water."""
+        self.flow.resume()
+        self._last_activity = self.loop.time()
+
+    # -- reading control (several reasons may pause reading at once) -----------------------
+    def pause_reading(self) -> None:
+        self._read_pauses += 1
+        if self._read_pauses == 1 and self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self._read_pauses == 0:
+            return
+        self._read_pauses -= 1
+        if self._read_pauses == 0 and self.transport is not None and not self.closing:
+            self.transport.resume_reading()
+
+    # -- writing ---------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        t = self.transport
+        if t is not None:
+            t.write(data)
+
+    def writelines(self, pieces) -> None:
+        t = self.transport
+        if t is not None:
+            t.writelines(pieces)
+
+    # -- request dispatch ------------------------------------------------------------------
+    def _handle(self, event: object) -> None:
+        kind = type(event)
+        if kind is Data:
+            ctx = self.ctx
+            if ctx is not None:
+                ctx.bytes_in += len(event.data)  # type: ignore[attr-defined]
+            if self.handler is not None:
+                self.handler.on_request_data(event.data)  # type: ignore[attr-defined]
+        elif kind is RequestHead:
+            self._start_request(event)  # type: ignore[arg-type]
+        elif kind is EndOfMessage:
+            self.req_complete = True
+            if self.ctx is not None:
+                self.ctx.request_trailers = event.trailers  # type: ignore[attr-defined]
+            if self.handler is not None:
+                self.handler.on_request_end(event.trailers)  # type: ignore[attr-defined]
+            if self.resp_complete and self.ctx is not None:
+                self._next_request()
+
+    def _start_request(self, head: RequestHead) -> None:
+        self.req_complete = False
+        self.resp_complete = False
+        self._deadline_kind = "read"
+        served = self.requests_served + 1
+        max_requests = self.pipeline.core.max_keepalive_requests
+        if (not self.pipeline.core.keepalive or (max_requests and served >= max_requests)
+                or self.closing):
+            head.keep_alive = False
+        self.handler = self.pipeline.begin(self, head, time.time_ns())
+
+    def _next_request(self) -> None:
+        """The request in flight is complete on both sides; serve what is queued."""
+        self.ctx = None
+        self.handler = None
+        self.requests_served += 1
+        self._deadline_kind = "idle"
+        self._last_activity = self.loop.time()
+        if self.parser.upgraded:
+            # The request asked for an upgrade we did not grant: keep speaking HTTP/1.1.
+            leftover = self.parser.take_unparsed()
+            self.parser = RequestParser(self.pipeline.limits)
+            if leftover:
+                self.loop.call_soon(self.data_received, leftover)
+        queue = self._queue
+        while queue and not self.closing:
+            event = queue[0]
+            if type(event) is RequestHead and self.ctx is not None:
+                break  # the next request waits until this one is complete
+            queue.popleft()
+            if type(event) is Data:
+                self._queued_bytes -= len(event.data)
+            self._handle(event)
+        if self._queue_paused and len(queue) <= _MAX_QUEUED_EVENTS // 2:
+            self._queue_paused = False
+            self.resume_reading()
+        if self._pending_error is not None and self.ctx is None:
+            status, self._pending_error = self._pending_error, None
+            self._reject(status)
+
+    # -- responses -------------------------------------------------------------------------
+    def response_done(self, ctx: RequestContext) -> None:
+        """The handler finished sending the response for ``ctx``."""
+        self.resp_complete = True
+        self.handler = None
+        self._finish_log(ctx)
+        if not ctx.keep_alive:
+            self._close_after_write()
+            return
+        if self.req_complete:
+            self._next_request()
+
+    def abort_response(self, ctx: RequestContext) -> None:
+        """The response cannot be completed: cut the connection so it looks truncated."""
+        self.resp_complete = True
+        self.handler = None
+        ctx.aborted = True
+        self._finish_log(ctx)
+        self.ctx = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def upstream_error(self, ctx: RequestContext, error: UpstreamError) -> None:
+        status = status_for_upstream(error)
+        log.error("%s: %s (client %s, %s %s)", ctx.match.url if ctx.match else "-",
+                  error, self.peer_ip, ctx.method.decode("latin-1"),
+                  ctx.head.target.decode("latin-1"))
+        ctx.error_note = str(error)
+        self.local_error(ctx, status, proxy_error=True, detail=_public_detail(error))
+
+    def local_error(self, ctx: RequestContext, status: int, *, override: bool = False,
+                    proxy_error: bool = False, detail: str | None = None,
+                    extra: list[tuple[bytes, bytes]] | None = None) -> None:
+        """Answer ``ctx`` with a locally generated error page (or its ErrorDocument)."""
+        headers = list(ctx.override_headers) if override else []
+        if extra:
+            headers += extra
+        settings = ctx.settings
+        document = settings.error_documents.get(status) if settings is not None else None
+        if document is not None and (document.startswith("http://")
+                                     or document.startswith("https://")):
+            headers.append((b"Location", document.encode("latin-1")))
+            body = error_page(302, None)
+            self.send_local(ctx, 302, body, headers, content_type=b"text/html; charset=utf-8")
+            return
+        if document is not None and not document.startswith("/"):
+            text = document[1:] if document.startswith('"') else document
+            self.send_local(ctx, status, text.encode("utf-8"), headers,
+                            content_type=b"text/plain; charset=utf-8")
+            return
+        body = error_page(status, detail, proxy_error=proxy_error)
+        self.send_local(ctx, status, body, headers, content_type=b"text/html; charset=utf-8",
+                        reason_text=b"Proxy Error" if proxy_error else None)
+
+    def send_local(self, ctx: RequestContext, status: int, body: bytes,
+                   headers: list[tuple[bytes, bytes]], content_type: bytes | None = None,
+                   reason_text: bytes | None = None) -> None:
+        """Send a complete locally generated response."""
+        if not self.req_complete and ctx.has_body:
+            ctx.keep_alive = False   # we will not read the body we refused
+        if status >= 400 and status not in (401, 404, 405, 412, 416):
+            if status in (400, 408, 413, 414, 431, 500, 501, 505):
+                ctx.keep_alive = False
+        lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason_text or reason(status).encode()),
+                 b"Date: ", http_date(), b"\r\n"]
+        for name, value in headers:
+            lines += (name, b": ", value, b"\r\n")
+        if content_type:
+            lines += (b"Content-Type: ", content_type, b"\r\n")
+        lines += (b"Content-Length: %d\r\n" % len(body),)
+        if not ctx.keep_alive:
+            lines.append(b"Connection: close\r\n")
+        lines.append(b"\r\n")
+        if ctx.method != b"HEAD":
+            lines.append(body)
+            ctx.body_bytes = len(body)
+        ctx.status = status
+        ctx.response_headers = list(headers)
+        data = b"".join(lines)
+        ctx.bytes_to_client += len(data)
+        self.write(data)
+        self.response_done(ctx)
+
+    def _finish_log(self, ctx: RequestContext) -> None:
+        ctx.end_ns = time.time_ns()
+        self.pipeline.log_request(self, ctx)
+
+    def _close_after_write(self) -> None:
+        self.closing = True
+        self._queue.clear()
+        if self.transport is not None:
+            self.transport.close()
+
+    # -- protocol errors -------------------------------------------------------------------
+    def _protocol_error(self, exc: RemoteProtocolError) -> None:
+        log.info("bad request from %s: %s", self.peer_ip, exc)
+        if self.ctx is not None:
+            # Answer the request in flight first; the error closes the connection after it.
+            self._pending_error = exc.status
+            self.pause_reading()
+            return
+        self._reject(exc.status)
+
+    def _reject(self, status: int) -> None:
+        """A client protocol error: 4xx with Connection: close, nothing reaches a backend."""
+        self._queue.clear()
+        body = error_page(status)
+        data = b"".join((
+            b"HTTP/1.1 %d %s\r\n" % (status, reason(status).encode()),
+            b"Date: ", http_date(), b"\r\nContent-Type: text/html; charset=utf-8\r\n",
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body), body))
+        self.write(data)
+        self.pipeline.log_rejected(self, status, len(data))
+        self._close_after_write()
+
+    # -- timeouts --------------------------------------------------------------------------
+    def _arm(self, seconds: float) -> None:
+        if self._timer is None:
+            self._timer = self.loop.call_at(self.loop.time() + seconds, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self.transport is None or self.closing and self.ctx is None:
+            return
+        core = self.pipeline.core
+        now = self.loop.time()
+        if self.ctx is None:
+            limit = core.keepalive_timeout if self.requests_served else core.timeout
+        elif not self.req_complete or self.flow.paused:
+            limit = core.timeout
+        else:
+            limit = None   # waiting for the backend: the backend timeout governs
+        if limit is not None and now - self._last_activity >= limit:
+            if self.ctx is None:
+                self._close_after_write()
+            else:
+                log.info("client %s timed out", self.peer_ip)
+                self.transport.abort()
+            return
+        wait = (limit - (now - self._last_activity)) if limit is not None else core.timeout
+        self._timer = self.loop.call_at(now + max(wait, 0.05), self._on_timer)
+
+
+def _public_detail(error: UpstreamError) -> str:
+    """What the error page may say (no addresses or internals)."""
+    return {
+        "connect": "the backend refused or failed the connection",
+        "connect-timeout": "connecting to the backend timed out",
+        "dns": "the backend's name could not be resolved",
+        "pool-exhausted": "no free connection to the backend",
+        "timeout": "the backend did not answer in time",
+        "bad-response": "the backend sent an invalid response",
+        "closed": "the backend closed the connection before answering",
+        "no-handler": "no protocol handler was valid",
+        "tls-verify": "the backend's TLS certificate could not be verified",
+    }[error.kind.value]

@@ -1,0 +1,72 @@
+"""Listening sockets for the config's ``Listen`` lines.
+
+Sockets are made by hand (SO_REUSEADDR, SO_REUSEPORT so several worker processes can share a
+port) and handed to ``loop.create_server(sock=...)``. Accepted sockets get TCP_NODELAY in
+``FrontConnection.connection_made`` (a hand-made socket does not pass it on; DESIGN's trap).
+"""
+
+from __future__ import annotations
+
+__all__ = ["ListenAddress", "open_listener", "resolve_listens"]
+
+import socket
+from dataclasses import dataclass
+
+from portico.config.model import ListenSpec
+from portico.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    host: str
+    port: int
+    family: int
+    protocol: str  # "http" or "https"
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if self.family == socket.AF_INET6 else self.host
+        return f"{host}:{self.port}"
+
+
+def resolve_listens(listens: tuple[ListenSpec, ...]) -> list[ListenAddress]:
+    """Concrete addresses to bind; ``Listen 80`` means every IPv4 and IPv6 address."""
+    out: list[ListenAddress] = []
+    for spec in listens:
+        protocol = (spec.protocol or ("https" if spec.port == 443 else "http")).lower()
+        if spec.host is None:
+            out.append(ListenAddress("0.0.0.0", spec.port, socket.AF_INET, protocol))
+            if socket.has_ipv6 and _ipv6_works():
+                out.append(ListenAddress("::", spec.port, socket.AF_INET6, protocol))
+            continue
+        host = spec.host.strip("[]")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        out.append(ListenAddress(host, spec.port, family, protocol))
+    return out
+
+
+def _ipv6_works() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def open_listener(addr: ListenAddress, backlog: int = 511) -> socket.socket:
+    """A bound, listening, non-blocking socket; failures are ConfigError-like messages."""
+    sock = socket.socket(addr.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if addr.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((addr.host, addr.port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"could not bind to address {addr}: {exc.strerror or exc}",
+                          directive="Listen") from None
+    return sock

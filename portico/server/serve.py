@@ -1,0 +1,220 @@
+"""Running one serving process: load the config, listen, serve, reload, stop.
+
+``ProxyServer`` is what ``portico -X`` runs, and what each worker process runs under the
+master. A reload builds a new ``Pipeline`` from a freshly validated config; connections that
+are open keep the pipeline they started with, new connections get the new one, and a bad
+config is logged while the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ProxyServer"]
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Sequence
+
+from portico.config import load_config
+from portico.config.model import ServerConfig
+from portico.errors import ConfigError
+from portico.proxy.pipeline import Pipeline
+from portico.server.accesslog import build_access_logs
+from portico.server.front import FrontConnection
+from portico.server.listener import ListenAddress, open_listener, resolve_listens
+
+log = logging.getLogger("portico.server")
+
+
+class ProxyServer:
+    """One process serving a configuration (see the module docstring)."""
+
+    def __init__(self, config_path: str, defines: Sequence[str] = (),
+                 server_root: str | None = None) -> None:
+        self.config_path = config_path
+        self.defines = tuple(defines)
+        self.server_root = server_root
+        self.config: ServerConfig | None = None
+        self.pipeline: Pipeline | None = None
+        self._servers: dict[ListenAddress, asyncio.AbstractServer] = {}
+        self._sockets: dict[ListenAddress, socket.socket] = {}
+        self._connections: set[FrontConnection] = set()
+        self._stop = asyncio.Event()
+        self._access_logs = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._old_pipelines: list[tuple[Pipeline, object]] = []
+
+    def load(self) -> ServerConfig:
+        return load_config(self.config_path, self.defines, self.server_root)
+
+    async def run(self, config: ServerConfig | None = None) -> None:
+        """Serve until SIGTERM/SIGINT (or ``stop()``), then drain and return."""
+        loop = asyncio.get_running_loop()
+        self.config = config or self.load()
+        self._apply_logging(self.config)
+        self._access_logs = build_access_logs(self.config)
+        self.pipeline = Pipeline(self.config, self._access_logs.by_vhost)
+        await self._sync_listeners(self.config)
+        self._write_pid(self.config)
+        for signum, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
+                                (signal.SIGHUP, self.reload), (signal.SIGUSR1, self.reload)):
+            loop.add_signal_handler(signum, handler)
+        self._flush_task = loop.create_task(self._flush_logs())
+        log.info("portico serving %s on %s", self.config.source_file,
+                 ", ".join(str(a) for a in self._servers))
+        try:
+            await self._stop.wait()
+            await self._drain()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+                loop.remove_signal_handler(signum)
+            if self._flush_task is not None:
+                self._flush_task.cancel()
+            if self.pipeline is not None:
+                self.pipeline.close()
+            if self._access_logs is not None:
+                self._access_logs.close()
+            self._remove_pid()
+
+    def stop(self) -> None:
+        """Stop accepting and drain (a second call while draining exits at once)."""
+        if self._stop.is_set():
+            for conn in list(self._connections):
+                if conn.transport is not None:
+                    conn.transport.abort()
+            return
+        log.info("stopping: draining %d connection(s)", len(self._connections))
+        self._stop.set()
+
+    def reload(self) -> None:
+        """Graceful reload: a new config for new connections; a bad one changes nothing."""
+        asyncio.get_running_loop().create_task(self._reload())
+
+    async def _reload(self) -> None:
+        try:
+            config = self.load()
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
+        old_pipeline, old_logs = self.pipeline, self._access_logs
+        self._apply_logging(config)
+        self._access_logs = build_access_logs(config)
+        self.pipeline = Pipeline(config, self._access_logs.by_vhost)
+        self.config = config
+        try:
+            await self._sync_listeners(config)
+        except ConfigError as exc:
+            log.error("reload: %s", exc)
+        if old_pipeline is not None:
+            self._old_pipelines.append((old_pipeline, old_logs))
+        self._write_pid(config)
+        log.info("reloaded configuration from %s", config.source_file)
+        self._retire_old_pipelines()
+
+    def _retire_old_pipelines(self) -> None:
+        """Close the resources of pipelines no open connection uses any more."""
+        in_use = {id(c.pipeline) for c in self._connections}
+        keep = []
+        for pipeline, logs in self._old_pipelines:
+            if id(pipeline) in in_use:
+                keep.append((pipeline, logs))
+                continue
+            pipeline.close()
+            if logs is not None and logs is not self._access_logs:
+                logs.close()  # type: ignore[attr-defined]
+        self._old_pipelines = keep
+
+    async def _sync_listeners(self, config: ServerConfig) -> None:
+        loop = asyncio.get_running_loop()
+        wanted = resolve_listens(config.listens)
+        if not wanted:
+            raise ConfigError("no listening sockets available: add a Listen directive",
+                              config.source_file)
+        for addr in list(self._servers):
+            if addr not in wanted:
+                self._servers.pop(addr).close()
+                self._sockets.pop(addr, None)
+        for addr in wanted:
+            if addr in self._servers:
+                continue
+            sock = open_listener(addr)
+            scheme = "https" if addr.protocol == "https" else "http"
+            server = await loop.create_server(
+                lambda scheme=scheme: self._new_connection(scheme), sock=sock, backlog=511)
+            self._servers[addr] = server
+            self._sockets[addr] = sock
+
+    def _new_connection(self, scheme: str) -> FrontConnection:
+        assert self.pipeline is not None
+        conn = _TrackedConnection(self.pipeline, scheme)
+        conn.owner = self
+        return conn
+
+    async def _drain(self) -> None:
+        """Stop listening, let in-flight requests finish (bounded), close idle connections."""
+        for server in self._servers.values():
+            server.close()
+        self._servers.clear()
+        assert self.config is not None
+        limit = self.config.core.graceful_shutdown_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (limit if limit > 0 else 3600.0)
+        while self._connections and loop.time() < deadline:
+            for conn in list(self._connections):
+                if conn.ctx is None and conn.transport is not None:
+                    conn.closing = True
+                    conn.transport.close()
+            await asyncio.sleep(0.05)
+        for conn in list(self._connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+
+    async def _flush_logs(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self._access_logs is not None:
+                self._access_logs.flush()
+            if self._old_pipelines:
+                self._retire_old_pipelines()
+
+    def _apply_logging(self, config: ServerConfig) -> None:
+        from portico.logs.errorlog import setup_error_log
+        setup_error_log(config.error_log, config.log_level, config.module_log_levels,
+                        config.server_root)
+
+    def _write_pid(self, config: ServerConfig) -> None:
+        if not config.pid_file:
+            return
+        path = _resolve(config.pid_file, config.server_root)
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        os.replace(tmp, path)
+        self._pid_path = path
+
+    def _remove_pid(self) -> None:
+        path = getattr(self, "_pid_path", None)
+        if path:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+class _TrackedConnection(FrontConnection):
+    """A FrontConnection that registers itself with its server, for draining."""
+
+    __slots__ = ("owner",)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.owner._connections.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self.owner._connections.discard(self)
+
+
+def _resolve(path: str, root: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(root, path)
