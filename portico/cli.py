@@ -101,16 +101,24 @@ def _signal(path: str, defines: list[str], root: str | None, action: str) -> int
         print(f"portico (pid {pid}) is not running", file=sys.stderr)
         return 1
     if signum == signal.SIGTERM:
+        # Wait until the server has drained: it removes its PidFile last (a process we did
+        # not start may linger as a zombie, so its pid alone proves nothing).
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if not os.path.exists(pid_path) or not _alive(pid):
                 return 0
             time.sleep(0.05)
         print(f"portico (pid {pid}) did not stop within 30 s", file=sys.stderr)
         return 1
     return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _serve(path: str, defines: list[str], root: str | None) -> int:

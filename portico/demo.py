@@ -42,7 +42,7 @@ class _DemoOrigin(asyncio.Protocol):
             self._respond(lines[0], headers)
 
     def _respond(self, request_line: str, headers: list) -> None:
-        method, target, _ = (request_line.split(" ") + ["", ""])[:3]
+        method, target, _ = [*request_line.split(" "), "", ""][:3]
         extra = ""
         status = "200 OK"
         if target.endswith("/login"):

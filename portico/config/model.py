@@ -85,6 +85,7 @@ class TLSClientSettings:
     machine_certificate_chain_file: str | None = None
     protocol: str = "all -SSLv3"
     cipher_suite: str | None = None
+    cipher_suite_tls13: str | None = None  # SSLProxyCipherSuite TLSv1.3 ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,12 @@ class ProxySettings:
     allow_encoded_slashes: EncodedSlashes = EncodedSlashes.OFF
     tls: TLSClientSettings = field(default_factory=TLSClientSettings)
     source_address: str | None = None
+    limit_request_body: int = 1 << 30     # 0 = unlimited (httpd 2.4.54+ default is 1 GiB)
+    # ErrorDocument code → value as httpd stores it: a text message starts with '"' (the
+    # quote is a marker, not part of the text); otherwise a local /path or a full URL.
     error_documents: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
+    interpolate_env: bool = False         # ProxyPassInterpolateEnv
+    proxy_requests: bool = False          # ProxyRequests (forward proxying) for this vhost
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +125,6 @@ class CoreSettings:
     limit_request_line: int = 8190
     limit_request_field_size: int = 8190
     limit_request_fields: int = 100
-    limit_request_body: int = 1 << 30     # 0 = unlimited (httpd 2.4.54+ default is 1 GiB)
     graceful_shutdown_timeout: float = 0.0  # 0 = wait for in-flight requests without bound
 
 
@@ -147,7 +152,7 @@ class WorkerParams:
     receivebuffersize: int = 0
     responsefieldsize: int = 8192
     lbset: int = 0
-    loadfactor: int = 100             # ×100, two decimals kept
+    loadfactor: int = 100             # times 100, two decimals kept
     ping: float | None = None
     retry: float = 60.0
     route: str = ""
@@ -173,8 +178,10 @@ class WorkerParams:
 class WorkerSpec:
     """One backend URL and its parameters. Its identity is its name (the URL, path included).
 
-    For ``unix:/sock|http://host/path`` the name is the part after ``|`` and ``unix_path``
-    holds the socket. ``has_placeholders`` is set for ProxyPassMatch URLs containing ``$n``.
+    For ``unix:/sock|http://host/path`` the name is the whole ``unix:/sock|http://host/path``
+    string (so two sockets never share a worker), ``unix_path`` holds the socket resolved
+    against DefaultRuntimeDir, and scheme/host/port/path describe the part after ``|``.
+    ``has_placeholders`` is set for ProxyPassMatch URLs containing ``$n``.
     """
 
     name: str
@@ -274,6 +281,7 @@ class VirtualHost:
     settings: ProxySettings = field(default_factory=ProxySettings)
     access_logs: tuple[AccessLogSpec, ...] = ()
     error_log: str | None = None
+    core: CoreSettings = field(default_factory=CoreSettings)  # main's equals ServerConfig.core
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,7 @@ class RequestContext:
         "backend_status", "response_keep_alive", "response_headers", "response_trailers",
         "override_headers", "bytes_to_backend", "bytes_from_backend", "bytes_to_client",
         "header_bytes_from_backend", "body_bytes", "bytes_in", "aborted", "end_ns",
-        "env", "notes", "request_trailers", "handler_state", "error_note",
+        "env", "notes", "request_trailers", "handler_state", "error_note", "body_limit",
     )
 
     def __init__(self, front: Any, head: RequestHead, start_ns: int) -> None:
@@ -92,3 +92,4 @@ class RequestContext:
         self.request_trailers: Headers = []
         self.handler_state: Any = None
         self.error_note = ""
+        self.body_limit = 0

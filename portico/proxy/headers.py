@@ -47,15 +47,18 @@ def http_date() -> bytes:
     return _date_cache[1]
 
 
-def _connection_tokens(headers: Headers) -> frozenset[bytes]:
-    tokens: set[bytes] = set()
+def _connection_tokens(headers: Headers) -> frozenset[bytes] | None:
+    """Header names listed in Connection (lowercased), or None when there is no Connection."""
+    tokens: set[bytes] | None = None
     for name, value in headers:
-        if name.lower() == b"connection":
+        if len(name) == 10 and name.lower() == b"connection":
+            if tokens is None:
+                tokens = set()
             for token in value.split(b","):
                 token = token.strip().lower()
                 if token:
                     tokens.add(token)
-    return frozenset(tokens)
+    return frozenset(tokens) if tokens is not None else None
 
 
 def max_forwards_action(headers: Headers, method: bytes, configured: int
@@ -113,7 +116,7 @@ def build_request_head(req: BackendRequest, headers: Headers,
     """The HTTP/1.1 request head for the backend (§4.1-§4.6): Host first, hop-by-hop removed,
     X-Forwarded-* and Via appended, framing regenerated."""
     out = [req.method, b" ", req.target, b" HTTP/1.1\r\nHost: ", req.host, b"\r\n"]
-    tokens = None
+    tokens = _connection_tokens(headers)
     client_host: bytes | None = None
     xff: list[bytes] = []
     xfh: list[bytes] = []
@@ -123,10 +126,8 @@ def build_request_head(req: BackendRequest, headers: Headers,
     via_mode = settings.via
     for name, value in headers:
         low = name.lower()
-        if low in _REQUEST_DROP:
-            if low == b"connection" and tokens is None:
-                tokens = _connection_tokens(headers)
-            elif low == b"host":
+        if low in _REQUEST_DROP or (tokens and low in tokens):
+            if low == b"host":
                 client_host = value
             continue
         if add and low[:12] == b"x-forwarded-":
@@ -151,8 +152,6 @@ def build_request_head(req: BackendRequest, headers: Headers,
         elif low == b"max-forwards":
             continue
         out += (name, b": ", value, b"\r\n")
-    if tokens:
-        out = _drop_tokens(out, tokens)
     if add:
         xff.append(req.client_ip.encode())
         out += (b"X-Forwarded-For: ", b", ".join(xff), b"\r\n")
@@ -175,19 +174,6 @@ def build_request_head(req: BackendRequest, headers: Headers,
         out.append(b"Connection: close\r\n")
     out.append(b"\r\n")
     return b"".join(out)
-
-
-def _drop_tokens(out: list[bytes], tokens: frozenset[bytes]) -> list[bytes]:
-    """Remove header lines whose names the client listed in Connection (rare path)."""
-    kept = out[:6]
-    i = 6
-    while i < len(out):
-        if out[i + 1] == b": " and out[i].lower() in tokens:
-            i += 4
-            continue
-        kept.append(out[i])
-        i += 1
-    return kept
 
 
 def _via_value(version: bytes, name: str, mode: ProxyVia) -> bytes:
@@ -215,7 +201,7 @@ def build_response_head(
     """The client response head and the header list as sent (for the access log)."""
     out = [b"HTTP/1.1 ", str(status).encode(), b" ", reason, b"\r\n"]
     sent: Headers = []
-    tokens = None
+    tokens = _connection_tokens(headers)
     has_date = False
     via: list[bytes] = []
     via_mode = settings.via
@@ -225,8 +211,6 @@ def build_response_head(
     for name, value in headers:
         low = name.lower()
         if low in _RESPONSE_DROP:
-            if low == b"connection" and tokens is None:
-                tokens = _connection_tokens(headers)
             continue
         if low == b"content-length":
             if not keep_length:

@@ -27,7 +27,7 @@ from portico.schemes.http import HttpExchange
 from portico.upstream.worker import Worker
 
 if TYPE_CHECKING:
-    from portico.logs.format import AccessLogSet
+    from portico.server.accesslog import VhostAccessLogs
     from portico.server.front import FrontConnection
 
 log = logging.getLogger("portico.proxy")
@@ -40,15 +40,13 @@ class _VhostRuntime:
     """Per-virtual-host things computed once: router, reverse mapper, names, access logs."""
 
     __slots__ = ("access_logs", "location_mappers", "mapper", "router", "server_name",
-                 "via_name", "vhost")
+                 "vhost")
 
-    def __init__(self, vhost: VirtualHost, router: Router, access_logs: AccessLogSet | None,
+    def __init__(self, vhost: VirtualHost, router: Router, access_logs: VhostAccessLogs | None,
                  default_port: int) -> None:
         self.vhost = vhost
         self.router = router
         self.server_name = vhost.server_name or "localhost"
-        port = vhost.port or default_port
-        self.via_name = self.server_name if port in (80, 0) else f"{self.server_name}:{port}"
         self.mapper = _mapper(vhost.reverse, vhost.cookie_domains, vhost.cookie_paths)
         self.location_mappers = {
             id(loc): _mapper(loc.reverse + vhost.reverse, loc.cookie_domains
@@ -73,7 +71,7 @@ class Pipeline:
         core = config.core
         self.limits = RequestLimits(
             max_line=core.limit_request_line, max_field_size=core.limit_request_field_size,
-            max_fields=core.limit_request_fields, max_body=core.limit_request_body)
+            max_fields=core.limit_request_fields, max_body=0)  # LimitRequestBody: per request
         self.workers: dict[str, Worker] = {
             name: Worker(spec, config.main.settings) for name, spec in config.workers.items()}
         default_port = config.listens[0].port if config.listens else 80
@@ -135,6 +133,11 @@ class Pipeline:
             except BadTarget as exc:
                 front.local_error(ctx, exc.status)
                 return None
+        limit = settings.limit_request_body
+        ctx.body_limit = limit
+        if limit and head.content_length is not None and head.content_length > limit:
+            front.local_error(ctx, 413)
+            return None
         status, max_forwards = max_forwards_action(head.headers, head.method,
                                                    settings.max_forwards)
         if status is not None:
@@ -194,7 +197,7 @@ class Pipeline:
         ctx.acquire_wait = worker.acquire_wait(settings, core)
         ctx.response_field_size = spec.params.responsefieldsize or 8192
         ctx.bad_header = settings.bad_header.value
-        ctx.via_name = vrt.via_name
+        ctx.via_name = _via_name(vrt, ctx.host) if settings.via.value in ("on", "full") else ""
         ctx.keepalive_header = self.keepalive_header
         chunked = head.body_kind == BodyKind.CHUNKED
         ctx.request_chunked = chunked
@@ -205,7 +208,7 @@ class Pipeline:
         ctx.close_backend = not spec.params.enablereuse
         request = BackendRequest(
             head.method, match.path.encode("latin-1"), host_value, ctx.front.peer_ip,
-            vrt.server_name, vrt.via_name, client_version=head.version,
+            vrt.server_name, ctx.via_name, client_version=head.version,
             body_length=None if chunked else head.content_length,
             chunked=chunked, close=ctx.close_backend, forward_expect=forward_expect,
             max_forwards=max_forwards)
@@ -246,6 +249,15 @@ def _host_name(host: str | None) -> str | None:
         end = host.find("]")
         return host[1:end] if end > 0 else host
     return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+def _via_name(vrt: _VhostRuntime, host: str) -> str:
+    """ServerName plus the port the client addressed, when it is not the default (§4.3)."""
+    if host and not host.endswith("]") and ":" in host:
+        port = host.rsplit(":", 1)[1]
+        if port and port != "80":
+            return f"{vrt.server_name}:{port}"
+    return vrt.server_name
 
 
 def _server_authority(vrt: _VhostRuntime, front: FrontConnection) -> str:

@@ -20,7 +20,6 @@ from portico.config.model import (
     LocationSpec,
     ProxySettings,
     Route,
-    RouteKind,
     VirtualHost,
     WorkerSpec,
 )
@@ -215,10 +214,8 @@ class Router:
             if url.lower().startswith(longer.name.lower()):
                 worker_name = longer.name
                 break
-        if target.query is not None and not compiled.route.nocanon:
-            path = f"{path}?{target.query}"
-        elif compiled.route.nocanon and target.query is not None and "?" not in path:
-            path = f"{path}?{target.query}"
+        if target.query is not None and "?" not in path:
+            path = f"{path}?{target.query}"  # the query passes as the client sent it
         return Match(compiled.route, worker_name, url, host, port, path)
 
 

@@ -9,45 +9,35 @@ from __future__ import annotations
 __all__ = ["AccessLogs", "build_access_logs"]
 
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from portico.config.model import AccessLogSpec, ServerConfig
 from portico.errors import ConfigError
 from portico.logs.format import compile_format
 from portico.logs.record import AccessRecord
-from portico.logs.writer import WriterPool
+from portico.logs.writer import AccessLog, WriterPool
 
 if TYPE_CHECKING:
     from portico.proxy.exchange import RequestContext
     from portico.server.front import FrontConnection
-
-_Entry = tuple[Callable[[AccessRecord], str], str | None, bool, object]
-
 
 class VhostAccessLogs:
     """The access logs one virtual host writes to."""
 
     __slots__ = ("_entries",)
 
-    def __init__(self, entries: list[_Entry]) -> None:
+    def __init__(self, entries: list[AccessLog]) -> None:
         self._entries = entries
 
     def log(self, front: FrontConnection, ctx: RequestContext) -> None:
         record = _record(front, ctx)
-        for fmt, env_var, negate, writer in self._entries:
-            if env_var is not None:
-                present = bool(ctx.env and env_var in ctx.env)
-                if present == negate:
-                    continue
-            writer.write(fmt(record) + "\n")  # type: ignore[attr-defined]
+        for entry in self._entries:
+            entry.log(record)
 
     def log_rejected(self, front: FrontConnection, status: int, size: int) -> None:
         record = _bare_record(front, status, size)
-        for fmt, env_var, negate, writer in self._entries:
-            if env_var is not None and not negate:
-                continue
-            writer.write(fmt(record) + "\n")  # type: ignore[attr-defined]
+        for entry in self._entries:
+            entry.log(record)
 
 
 class AccessLogs:
@@ -80,17 +70,13 @@ def build_access_logs(config: ServerConfig, open_files: bool = True) -> AccessLo
     return AccessLogs(by_vhost, pool)
 
 
-def _entries(specs: tuple[AccessLogSpec, ...], pool: WriterPool | None) -> list[_Entry]:
-    out: list[_Entry] = []
+def _entries(specs: tuple[AccessLogSpec, ...], pool: WriterPool | None) -> list[AccessLog]:
+    out: list[AccessLog] = []
     for spec in specs:
         try:
             fmt = compile_format(spec.format)
         except ValueError as exc:
             raise ConfigError(str(exc), spec.source.file, spec.source.line, "CustomLog") from None
-        env_var, negate = None, False
-        if spec.env_condition:
-            negate = spec.env_condition.startswith("!")
-            env_var = spec.env_condition.lstrip("!")
         if pool is None:
             continue
         try:
@@ -98,7 +84,7 @@ def _entries(specs: tuple[AccessLogSpec, ...], pool: WriterPool | None) -> list[
         except OSError as exc:
             raise ConfigError(f"could not open the log {spec.target}: {exc}",
                               spec.source.file, spec.source.line, "CustomLog") from None
-        out.append((fmt, env_var, negate, writer))
+        out.append(AccessLog(fmt, writer, env_condition=spec.env_condition))
     return out
 
 

@@ -179,6 +179,9 @@ class FrontConnection(asyncio.Protocol):
             ctx = self.ctx
             if ctx is not None:
                 ctx.bytes_in += len(event.data)  # type: ignore[attr-defined]
+                if ctx.body_limit and ctx.bytes_in > ctx.body_limit:
+                    self._body_too_large(ctx)
+                    return
             if self.handler is not None:
                 self.handler.on_request_data(event.data)  # type: ignore[attr-defined]
         elif kind is RequestHead:
@@ -198,10 +201,30 @@ class FrontConnection(asyncio.Protocol):
         self._deadline_kind = "read"
         served = self.requests_served + 1
         max_requests = self.pipeline.core.max_keepalive_requests
-        if (not self.pipeline.core.keepalive or (max_requests and served >= max_requests)
+        # MaxKeepAliveRequests counts reuses, so N allows N + 1 requests (as httpd).
+        if (not self.pipeline.core.keepalive or (max_requests and served > max_requests)
                 or self.closing):
             head.keep_alive = False
-        self.handler = self.pipeline.begin(self, head, time.time_ns())
+        try:
+            self.handler = self.pipeline.begin(self, head, time.time_ns())
+        except Exception:
+            # Our own bug (a local error): answer 500 and close; never leave the client hanging.
+            log.exception("internal error while starting a request")
+            ctx = self.ctx
+            if ctx is not None and not self.resp_complete:
+                ctx.keep_alive = False
+                self.local_error(ctx, 500)
+
+    def _body_too_large(self, ctx: RequestContext) -> None:
+        """A streamed (chunked) body passed LimitRequestBody: 413 if still possible."""
+        handler, self.handler = self.handler, None
+        if handler is not None:
+            handler.client_gone()
+        ctx.keep_alive = False
+        if ctx.response_headers or ctx.status:
+            self.abort_response(ctx)
+        else:
+            self.local_error(ctx, 413)
 
     def _next_request(self) -> None:
         """The request in flight is complete on both sides; serve what is queued."""
@@ -210,6 +233,8 @@ class FrontConnection(asyncio.Protocol):
         self.requests_served += 1
         self._deadline_kind = "idle"
         self._last_activity = self.loop.time()
+        self._cancel_timer()
+        self._arm(self.pipeline.core.keepalive_timeout)
         if self.parser.upgraded:
             # The request asked for an upgrade we did not grant: keep speaking HTTP/1.1.
             leftover = self.parser.take_unparsed()
@@ -292,9 +317,8 @@ class FrontConnection(asyncio.Protocol):
         """Send a complete locally generated response."""
         if not self.req_complete and ctx.has_body:
             ctx.keep_alive = False   # we will not read the body we refused
-        if status >= 400 and status not in (401, 404, 405, 412, 416):
-            if status in (400, 408, 413, 414, 431, 500, 501, 505):
-                ctx.keep_alive = False
+        if status in (400, 408, 413, 414, 431, 500, 501, 505):
+            ctx.keep_alive = False  # the request itself may have left the stream unusable
         lines = [b"HTTP/1.1 %d %s\r\n" % (status, reason_text or reason(status).encode()),
                  b"Date: ", http_date(), b"\r\n"]
         for name, value in headers:
@@ -359,7 +383,7 @@ class FrontConnection(asyncio.Protocol):
 
     def _on_timer(self) -> None:
         self._timer = None
-        if self.transport is None or self.closing and self.ctx is None:
+        if self.transport is None or (self.closing and self.ctx is None):
             return
         core = self.pipeline.core
         now = self.loop.time()

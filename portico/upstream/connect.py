@@ -1,6 +1,6 @@
 """Opening backend connections: TCP, unix sockets and TLS (SSLProxy* settings, §15.11, §4.1).
 
-DNS answers are cached per worker for ``addressttl`` (−1: for the life of the process, like
+DNS answers are cached per worker for ``addressttl`` (-1: for the life of the process, like
 httpd with reuse on), so the hot path never calls getaddrinfo.
 """
 

@@ -1,0 +1,184 @@
+"""The error log: httpd-style lines from the standard ``logging`` loggers under "portico".
+
+``setup_error_log()`` puts one handler on the "portico" logger that writes lines such as::
+
+    [Tue Nov 24 01:02:03.123456 2026] [proxy:error] [pid 1234] message
+
+The module in brackets is the second part of the logger name ("portico.proxy.routing" logs
+as ``proxy``; "portico" itself as ``core``). A record given ``extra={"client": "ip:port"}``
+also shows ``[client ip:port]`` as httpd does. httpd's levels map onto ``logging`` levels,
+with NOTICE and TRACE1..TRACE8 (and ALERT, EMERG) added; ``LogLevel proxy:debug`` sets the
+level of the "portico.proxy" logger, whose children inherit it.
+
+Calling ``setup_error_log()`` again (a graceful reload) replaces the previous destination and
+levels; the new destination is opened before the old one is let go, so a bad new target
+leaves the old log working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ALERT", "EMERG", "NOTICE", "TRACE1", "TRACE2", "TRACE3", "TRACE4", "TRACE5", "TRACE6",
+    "TRACE7", "TRACE8", "HttpdFormatter", "close_error_log", "httpd_level", "setup_error_log",
+]
+
+import bisect
+import logging
+import sys
+import time
+from collections.abc import Mapping
+
+from portico.logs.writer import AccessLogWriter
+
+EMERG = 60
+ALERT = 55
+NOTICE = 25
+TRACE1, TRACE2, TRACE3, TRACE4, TRACE5, TRACE6, TRACE7, TRACE8 = range(9, 1, -1)
+
+_LEVELS: dict[str, int] = {
+    "emerg": EMERG, "alert": ALERT, "crit": logging.CRITICAL, "error": logging.ERROR,
+    "warn": logging.WARNING, "notice": NOTICE, "info": logging.INFO, "debug": logging.DEBUG,
+    **{f"trace{n}": 10 - n for n in range(1, 9)},
+}
+# For naming a record's level: the httpd name of the highest level at or below it.
+_BY_NUMBER = sorted((number, name) for name, number in _LEVELS.items())
+_NUMBERS = [number for number, _ in _BY_NUMBER]
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+ROOT_LOGGER = "portico"
+
+
+def httpd_level(name: str) -> int:
+    """The ``logging`` level for an httpd level name (case-insensitive); ValueError if unknown."""
+    level = _LEVELS.get(name.lower())
+    if level is None:
+        raise ValueError(
+            f"unknown log level {name!r}: use one of emerg alert crit error warn notice info "
+            "debug trace1..trace8")
+    return level
+
+
+def _level_name(levelno: int) -> str:
+    index = bisect.bisect_right(_NUMBERS, levelno) - 1
+    return _BY_NUMBER[max(index, 0)][1]
+
+
+def _module_logger_name(module: str) -> str:
+    """``proxy``, ``mod_proxy`` and ``mod_proxy.c`` all name the "portico.proxy" logger."""
+    name = module.strip().removesuffix(".c").removeprefix("mod_")
+    if not name:
+        raise ValueError(f"LogLevel: empty module name in {module!r}")
+    return f"{ROOT_LOGGER}.{name}"
+
+
+class HttpdFormatter(logging.Formatter):
+    """Formats records the way httpd's default ErrorLogFormat does (local time, microseconds)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        sec = int(record.created)
+        usec = int((record.created - sec) * 1_000_000)
+        tm = time.localtime(sec)
+        stamp = (f"{_DAYS[tm.tm_wday]} {_MONTHS[tm.tm_mon - 1]} {tm.tm_mday:02d} "
+                 f"{tm.tm_hour:02d}:{tm.tm_min:02d}:{tm.tm_sec:02d}.{usec:06d} {tm.tm_year}")
+        parts = record.name.split(".", 2)
+        module = parts[1] if len(parts) > 1 else "core"
+        client = getattr(record, "client", None)
+        where = f" [client {client}]" if client else ""
+        line = (f"[{stamp}] [{module}:{_level_name(record.levelno)}] [pid {record.process}]"
+                f"{where} {record.getMessage()}")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
+
+
+def _report_own_failure(message: str) -> None:
+    # The error log cannot report its own write errors to itself; stderr is what is left.
+    sys.stderr.write(f"portico: error log: {message}\n")
+
+
+class _ErrorLogHandler(logging.Handler):
+    """Writes each record at once to a file, a piped log program or stderr."""
+
+    def __init__(self, writer: AccessLogWriter | None) -> None:
+        super().__init__()
+        self.writer = writer                 # None: stderr
+        self.module_loggers: list[str] = []  # loggers whose level this setup changed
+        self.setFormatter(HttpdFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+            if self.writer is None:
+                # sys.stderr looked up per line: it may be replaced after setup (tests, daemons).
+                sys.stderr.write(line)
+                sys.stderr.flush()
+            else:
+                self.writer.write(line)
+                self.writer.flush()
+        except Exception:  # logging's contract: a handler never raises into the caller
+            self.handleError(record)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        super().close()
+
+
+def _register_level_names() -> None:
+    for name, number in _LEVELS.items():
+        if logging.getLevelName(number) == f"Level {number}":
+            logging.addLevelName(number, name.upper())
+
+
+def setup_error_log(
+    target: str, level: str, module_levels: Mapping[str, str], server_root: str,
+) -> None:
+    """Send the "portico" loggers to ``target`` at ``level``, httpd style.
+
+    ``target`` is a file (relative to ``server_root``), a ``|command`` piped log, or
+    ``"stderr"`` / ``""`` (``syslog[:facility]`` is refused). ``module_levels`` maps module
+    names (``proxy``, ``mod_proxy.c``) to levels for the "portico.<module>" loggers.
+    Raises ``ValueError`` for an unknown level and ``LogOpenError`` for a destination that
+    cannot be opened; either way the previous setup stays in place. Safe to call again: it
+    replaces what an earlier call set up.
+    """
+    main_level = httpd_level(level)
+    per_module = {_module_logger_name(m): httpd_level(v) for m, v in module_levels.items()}
+    if target == "syslog" or target.startswith("syslog:"):
+        # httpd's syslog:facility target; not a file called "syslog" in ServerRoot.
+        raise ValueError(f"ErrorLog {target}: logging to syslog is not supported yet")
+    writer = None
+    if target not in ("", "stderr"):
+        writer = AccessLogWriter(on_error=_report_own_failure)
+        writer.open(target, server_root)
+    handler = _ErrorLogHandler(writer)
+    _register_level_names()
+    close_error_log()
+    logger = logging.getLogger(ROOT_LOGGER)
+    logger.addHandler(handler)
+    logger.setLevel(main_level)
+    # The error log is the destination; records must not also reach whatever the root
+    # logger prints to.
+    logger.propagate = False
+    for name, number in per_module.items():
+        logging.getLogger(name).setLevel(number)
+    handler.module_loggers = list(per_module)
+
+
+def close_error_log() -> None:
+    """Undo ``setup_error_log()``: flush and close the destination, reset levels, propagate
+    to the root logger again. Does nothing when no error log is set up."""
+    logger = logging.getLogger(ROOT_LOGGER)
+    for handler in list(logger.handlers):
+        if isinstance(handler, _ErrorLogHandler):
+            logger.removeHandler(handler)
+            for name in handler.module_loggers:
+                logging.getLogger(name).setLevel(logging.NOTSET)
+            handler.close()
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = True
