@@ -407,14 +407,20 @@ class ResponseParser:
 
     # -- public API
 
-    def start(self, request_method: bytes) -> None:
+    def start(self, request_method: bytes, bad_header: str | None = None) -> None:
         """Expect the response to a request with ``request_method``.
 
+        ``bad_header`` changes the ProxyBadHeader mode from this response on (a pooled
+        connection serves requests from scopes with different settings).
         Raises ``LocalProtocolError`` unless the previous response is complete and the
         connection may carry another one.
         """
         if self._state != _IDLE:
             raise LocalProtocolError("the previous response is not complete")
+        if bad_header is not None and bad_header != self._bad_header:
+            if bad_header not in _BAD_HEADER_MODES:
+                raise ValueError(f"bad_header must be one of {_BAD_HEADER_MODES}")
+            self._bad_header = bad_header
         self._head_only = request_method == b"HEAD"
         self._connect = request_method == b"CONNECT"
         self._step(_START)

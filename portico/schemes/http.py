@@ -83,18 +83,23 @@ class HttpBackend(asyncio.Protocol):
         except RemoteProtocolError as exc:
             ex.backend_failed(UpstreamError(UpstreamErrorKind.BAD_RESPONSE, str(exc)))
             return
-        for event in events:
-            if self.exchange is None:
-                break
-            kind = type(event)
-            if kind is Data:
-                ex.on_data(event.data)  # type: ignore[union-attr]
-            elif kind is ResponseHead:
-                ex.on_head(event)  # type: ignore[arg-type]
-            elif kind is EndOfMessage:
-                ex.on_end(event.trailers)  # type: ignore[union-attr]
-            elif kind is InformationalHead:
-                ex.on_informational(event)  # type: ignore[arg-type]
+        front = ex.front
+        front.hold_writes()  # one write per read: head, body and chunk framing together
+        try:
+            for event in events:
+                if self.exchange is None:
+                    break
+                kind = type(event)
+                if kind is Data:
+                    ex.on_data(event.data)  # type: ignore[union-attr]
+                elif kind is ResponseHead:
+                    ex.on_head(event)  # type: ignore[arg-type]
+                elif kind is EndOfMessage:
+                    ex.on_end(event.trailers)  # type: ignore[union-attr]
+                elif kind is InformationalHead:
+                    ex.on_informational(event)  # type: ignore[arg-type]
+        finally:
+            front.flush_writes()
 
     def eof_received(self) -> bool:
         """The backend half-closed: ends a read-until-close body, else it is an error."""
@@ -258,7 +263,7 @@ class HttpExchange:
         self._backend = conn
         conn.exchange = self
         conn.bytes_read = 0
-        conn.parser.start(self.ctx.method)
+        conn.parser.start(self.ctx.method, self.ctx.bad_header)
         self.ctx.reused = reused
         # Backend write buffer full → stop reading the client; client buffer full → stop
         # reading the backend.
@@ -269,8 +274,12 @@ class HttpExchange:
         conn.arm_timeout(self.ctx.timeout)
         pending = self._pending
         self._pending = []
-        t.writelines(pending)
-        self.ctx.bytes_to_backend += sum(len(p) for p in pending)
+        if len(pending) == 1:
+            t.write(pending[0])
+            self.ctx.bytes_to_backend += len(pending[0])
+        else:
+            t.writelines(pending)
+            self.ctx.bytes_to_backend += sum(len(p) for p in pending)
         if self.ctx.resume_client_on_attach:
             self.ctx.resume_client_on_attach = False
             self.front.resume_reading()

@@ -45,7 +45,7 @@ class FrontConnection(asyncio.Protocol):
         "_deadline_kind", "_last_activity", "_queue", "_queued_bytes", "_read_pauses",
         "_timer", "closing", "ctx", "flow", "handler", "local_ip", "local_port", "loop",
         "parser", "peer_ip", "peer_port", "pipeline", "req_complete", "requests_served",
-        "resp_complete", "scheme", "transport", "_pending_error", "_queue_paused",
+        "resp_complete", "scheme", "transport", "_pending_error", "_queue_paused", "_held",
     )
 
     def __init__(self, pipeline: Pipeline, scheme: str = "http") -> None:
@@ -73,6 +73,7 @@ class FrontConnection(asyncio.Protocol):
         self._deadline_kind = "idle"
         self._pending_error: int | None = None
         self._queue_paused = False
+        self._held: list[bytes] | None = None
 
     # -- transport callbacks ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -163,14 +164,42 @@ class FrontConnection(asyncio.Protocol):
 
     # -- writing ---------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            held.append(data)
+            return
         t = self.transport
         if t is not None:
             t.write(data)
 
     def writelines(self, pieces) -> None:
+        held = self._held
+        if held is not None:
+            held.extend(pieces)
+            return
         t = self.transport
         if t is not None:
             t.writelines(pieces)
+
+    def hold_writes(self) -> None:
+        """Collect writes until flush_writes(): each syscall costs more than a join."""
+        if self._held is None:
+            self._held = []
+
+    def flush_writes(self) -> None:
+        held = self._held
+        if held is None:
+            return
+        self._held = None
+        t = self.transport
+        if not held or t is None or t.is_closing():
+            return
+        if len(held) == 1:
+            t.write(held[0])
+        elif len(held) < 16 and sum(map(len, held)) <= 16384:
+            t.write(b"".join(held))
+        else:
+            t.writelines(held)
 
     # -- request dispatch ------------------------------------------------------------------
     def _handle(self, event: object) -> None:
@@ -344,6 +373,7 @@ class FrontConnection(asyncio.Protocol):
         self.pipeline.log_request(self, ctx)
 
     def _close_after_write(self) -> None:
+        self.flush_writes()
         self.closing = True
         self._queue.clear()
         if self.transport is not None:
