@@ -141,7 +141,12 @@ class Pipeline:
         status, max_forwards = max_forwards_action(head.headers, head.method,
                                                    settings.max_forwards)
         if status is not None:
-            if status == 200:
+            if status == 200 and head.method == b"TRACE":
+                # RFC 9110 §9.3.8: the final recipient reflects the request it received.
+                echo = b"".join([b"TRACE ", head.target, b" HTTP/", head.version, b"\r\n",
+                                 *(b"%s: %s\r\n" % (n, v) for n, v in head.headers), b"\r\n"])
+                front.send_local(ctx, 200, echo, [], content_type=b"message/http")
+            elif status == 200:
                 front.send_local(ctx, 200, b"", [(b"Allow", b"GET,HEAD,POST,OPTIONS,TRACE")])
             else:
                 front.local_error(ctx, status)

@@ -117,11 +117,12 @@ class FrontConnection(asyncio.Protocol):
             self.pause_reading()
 
     def eof_received(self) -> bool:
-        """The client half-closed. Finish the request in flight, then close."""
-        if self.ctx is None:
-            return False
-        self.closing = True
-        return True  # keep our side open to send the response
+        """The client closed its side: abandon the request in flight (as nginx does).
+
+        A browser or load balancer that gives up closes the connection; keeping the backend
+        busy for an answer nobody reads would waste a pooled connection until its timeout.
+        """
+        return False  # the transport closes; connection_lost cleans up
 
     def connection_lost(self, exc: Exception | None) -> None:
         """The transport calls this once when the connection is closed, by either side."""

@@ -83,6 +83,8 @@ def _transfer_log(ctx: BuildContext, node: Node) -> None:
 
 @TABLE.directive("ErrorLog", SV)
 def _error_log(ctx: BuildContext, node: Node) -> None:
+    if node.args[0].lower().startswith("syslog"):
+        raise ctx.error("ErrorLog syslog is not supported yet: use a file, a |pipe or stderr")
     ctx.server.error_log = _target(ctx, node.args[0])
 
 
