@@ -428,8 +428,7 @@ class HttpExchange:
         if conn is None:
             return
         self._backend = None
-        conn.exchange = None
-        conn._cancel_timer()
+        conn.exchange = None   # its timer, if pending, finds no exchange and lapses
         conn.flow.link(None, None)
         self.front.flow.link(None, None)
         if conn.transport is not None:

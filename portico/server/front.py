@@ -262,9 +262,13 @@ class FrontConnection(asyncio.Protocol):
         self.handler = None
         self.requests_served += 1
         self._deadline_kind = "idle"
-        self._last_activity = self.loop.time()
-        self._cancel_timer()
-        self._arm(self.pipeline.core.keepalive_timeout)
+        now = self._last_activity = self.loop.time()
+        # Pull the timer in only when it would fire too late for KeepAliveTimeout; otherwise
+        # it re-arms itself from the last activity (no timer churn per request).
+        timer = self._timer
+        if timer is None or timer.when() > now + self.pipeline.core.keepalive_timeout:
+            self._cancel_timer()
+            self._arm(self.pipeline.core.keepalive_timeout)
         if self.parser.upgraded:
             # The request asked for an upgrade we did not grant: keep speaking HTTP/1.1.
             leftover = self.parser.take_unparsed()

@@ -162,7 +162,9 @@ class Portico:
         """Write the config, start the server in the foreground, wait until it listens."""
         conf, port = cls.write_config(template, workdir, prologue=prologue, **subs)
         args = list(extra_args)
-        if server_kind() == "httpd":
+        if "-w" not in args:
+            # One serving process, so per-process limits (pool max, counters) are exact;
+            # the multi-process model has its own tests in tests/server/.
             args = ["-X", *args]
         p = cls(conf, workdir, port, cls.command(conf, workdir, *args))
         p._spawn()
