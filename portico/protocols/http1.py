@@ -361,6 +361,54 @@ _NAME = operator.itemgetter(0)  # of a ``line.split(b":", 1)`` result
 _MAX_LENGTH_DIGITS = 18  # below 2**63: a length anything downstream can hold
 
 
+class _HeadCollector:
+    """httptools callbacks for one response head (see ``_fast_head``)."""
+
+    __slots__ = ("headers", "reason")
+
+    def __init__(self) -> None:
+        self.headers: Headers = []
+        self.reason = b""
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+
+def _fast_head(
+    head: bytes, max_fields: int,
+) -> tuple[int, bytes, bytes, Headers, list[tuple[int, int]]] | None:
+    """The common case of a response head, parsed by llhttp (C) instead of line by line.
+
+    ``head`` is the complete head including its blank line and must be shorter than the
+    field-size limit (so no single line can exceed it). Anything llhttp does not accept in
+    strict mode, any interim or switching status and any oddity (bare LF, obs-fold, a line
+    without a colon for ProxyBadHeader, over-long lists) returns None: the careful
+    line-by-line parser then decides, with the same bytes, exactly as before.
+    """
+    collector = _HeadCollector()
+    parser = httptools.HttpResponseParser(collector)
+    try:
+        parser.feed_data(head)
+    except (httptools.HttpParserError, httptools.HttpParserUpgrade):
+        return None  # HttpParserUpgrade: 101 or an Upgrade response; the careful path decides
+    status = parser.get_status_code()
+    headers = collector.headers
+    version = parser.get_http_version()
+    if status < 200 or len(headers) > max_fields or version not in ("1.1", "1.0"):
+        return None
+    headers = [(name, value.rstrip(b" \t")) for name, value in headers]  # llhttp keeps OWS
+    lowered = b"\n".join([name for name, _ in headers]).lower().split(b"\n")
+    special: list[tuple[int, int]] = []
+    for key, kind in _RESPONSE_SPECIAL_ITEMS:
+        if key in lowered:
+            special += ((kind, i) for i, name in enumerate(lowered) if name == key)
+    return (status, collector.reason, b"1.0" if version == "1.0" else b"1.1", headers,
+            special)
+
+
 class ResponseParser:
     """Parses the responses of one backend connection into events.
 
@@ -618,6 +666,13 @@ class ResponseParser:
         seen (StartBody only); returns the position to continue from, or -1 when the head is
         not complete after all.
         """
+        if (body_start >= 0 and body_start - pos <= self._max_field_size
+                and not self._connect):
+            fast = _fast_head(data[pos:body_start], self._max_fields)
+            if fast is not None:
+                status, reason, version, headers, special = fast
+                return self._final_head(status, reason, version, headers, special, data,
+                                        body_start, events)
         head = data[pos:head_end]
         lines = head.split(b"\r\n")
         last = lines[-1]

@@ -1,0 +1,88 @@
+"""The llhttp fast path for response heads must give exactly what the careful parser gives."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import portico.protocols.http1 as http1
+from portico.errors import RemoteProtocolError
+from portico.protocols.http1 import ResponseParser
+
+TOKEN = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!#$%&'*+^`|~",
+                min_size=1, max_size=20)
+VALUE = st.text("abcdefghijklmnopqrstuvwxyz0123456789 ,;=/\"()\t", max_size=40).map(
+    lambda v: v.strip(" \t"))
+
+
+def parse(data: bytes, method: bytes = b"GET"):
+    parser = ResponseParser()
+    parser.start(method)
+    try:
+        return parser.feed(data)
+    except RemoteProtocolError as exc:
+        return ("error", exc.status)
+
+
+def both(data: bytes, method: bytes = b"GET"):
+    fast = parse(data, method)
+    saved = http1._fast_head
+    http1._fast_head = lambda *_: None  # the careful path alone
+    try:
+        slow = parse(data, method)
+    finally:
+        http1._fast_head = saved
+    return fast, slow
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    status=st.sampled_from([200, 201, 204, 301, 304, 404, 500, 503]),
+    version=st.sampled_from([b"1.0", b"1.1"]),
+    fields=st.lists(st.tuples(TOKEN, VALUE), max_size=12),
+    framing=st.sampled_from(["length", "chunked", "close", "length-dup", "te-cl"]),
+    connection=st.sampled_from([None, "close", "keep-alive", "Keep-Alive, foo"]),
+    method=st.sampled_from([b"GET", b"HEAD"]),
+)
+def test_fast_and_careful_paths_agree(status, version, fields, framing, connection, method):
+    lines = [b"HTTP/" + version + b" %d Whatever Reason" % status]
+    lines += [f"{n}: {v}".encode() for n, v in fields
+              if n.lower() not in ("content-length", "transfer-encoding", "connection")]
+    body = b""
+    if framing == "length":
+        lines.append(b"Content-Length: 5")
+        body = b"hello"
+    elif framing == "length-dup":
+        lines += [b"Content-Length: 5", b"content-length: 5"]
+        body = b"hello"
+    elif framing == "chunked":
+        lines.append(b"Transfer-Encoding: chunked")
+        body = b"5\r\nhello\r\n0\r\n\r\n"
+    elif framing == "te-cl":
+        lines += [b"Transfer-Encoding: chunked", b"Content-Length: 99"]
+        body = b"5\r\nhello\r\n0\r\n\r\n"
+    if connection:
+        lines.append(b"Connection: " + connection.encode())
+    data = b"\r\n".join(lines) + b"\r\n\r\n" + body
+    fast, slow = both(data, method)
+    assert fast == slow
+
+
+@pytest.mark.parametrize("data", [
+    b"HTTP/1.1 200 OK\r\nX: a  \r\nContent-Length: 0\r\n\r\n",          # trailing OWS
+    b"HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n",                       # empty reason
+    b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 0\r\n\r\n",       # obs-fold
+    b"HTTP/1.1 200 OK\nX: a\nContent-Length: 0\n\n",                     # bare LF
+    b"HTTP/1.1 200 OK\r\nno colon here\r\nContent-Length: 0\r\n\r\n",   # ProxyBadHeader
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1, 1\r\n\r\nx",                 # CL list
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
+    b"HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nX: a\x01b\r\nContent-Length: 0\r\n\r\n",
+])
+def test_edge_cases_agree(data):
+    fast, slow = both(data)
+    assert fast == slow
