@@ -47,18 +47,18 @@ def http_date() -> bytes:
     return _date_cache[1]
 
 
-def _connection_tokens(headers: Headers) -> frozenset[bytes] | None:
-    """Header names listed in Connection (lowercased), or None when there is no Connection."""
-    tokens: set[bytes] | None = None
-    for name, value in headers:
-        if len(name) == 10 and name.lower() == b"connection":
-            if tokens is None:
-                tokens = set()
-            for token in value.split(b","):
-                token = token.strip().lower()
-                if token:
-                    tokens.add(token)
-    return frozenset(tokens) if tokens is not None else None
+_CONNECTION_OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade"})
+
+
+def _listed_names(values: list[bytes]) -> frozenset[bytes]:
+    """Header names a Connection header lists, beyond its usual options (rarely any)."""
+    names: set[bytes] = set()
+    for value in values:
+        for token in value.split(b","):
+            token = token.strip().lower()
+            if token and token not in _CONNECTION_OPTIONS:
+                names.add(token)
+    return frozenset(names)
 
 
 def max_forwards_action(headers: Headers, method: bytes, configured: int
@@ -111,12 +111,22 @@ class BackendRequest:
         self.max_forwards = max_forwards
 
 
+_R_DROP, _R_HOST, _R_CONNECTION, _R_XFF, _R_XFH, _R_XFS, _R_VIA, _R_EXPECT = range(8)
+_REQUEST_ACTIONS = {name: _R_DROP for name in _REQUEST_DROP}
+_REQUEST_ACTIONS.update({
+    b"host": _R_HOST, b"connection": _R_CONNECTION, b"x-forwarded-for": _R_XFF,
+    b"x-forwarded-host": _R_XFH, b"x-forwarded-server": _R_XFS, b"via": _R_VIA,
+    b"expect": _R_EXPECT, b"max-forwards": _R_DROP,
+})
+
+
 def build_request_head(req: BackendRequest, headers: Headers,
                        settings: ProxySettings) -> bytes:
     """The HTTP/1.1 request head for the backend (§4.1-§4.6): Host first, hop-by-hop removed,
     X-Forwarded-* and Via appended, framing regenerated."""
-    out = [req.method, b" ", req.target, b" HTTP/1.1\r\nHost: ", req.host, b"\r\n"]
-    tokens = _connection_tokens(headers)
+    kept: Headers = []
+    keep = kept.append
+    connection: list[bytes] | None = None
     client_host: bytes | None = None
     xff: list[bytes] = []
     xfh: list[bytes] = []
@@ -124,33 +134,36 @@ def build_request_head(req: BackendRequest, headers: Headers,
     via: list[bytes] = []
     add = settings.add_headers
     via_mode = settings.via
-    for name, value in headers:
-        low = name.lower()
-        if low in _REQUEST_DROP or (tokens and low in tokens):
-            if low == b"host":
-                client_host = value
-            continue
-        if add and low[:12] == b"x-forwarded-":
-            if low == b"x-forwarded-for":
-                xff.append(value)
-                continue
-            if low == b"x-forwarded-host":
-                xfh.append(value)
-                continue
-            if low == b"x-forwarded-server":
-                xfs.append(value)
-                continue
-        if low == b"via":
-            if via_mode is ProxyVia.BLOCK:
-                continue
-            if via_mode is not ProxyVia.OFF:
-                via.append(value)
-                continue
-        elif low == b"expect":
-            if not req.forward_expect:
-                continue
-        elif low == b"max-forwards":
-            continue
+    actions = _REQUEST_ACTIONS
+    for item in headers:
+        action = actions.get(item[0].lower())
+        if action is None:
+            keep(item)
+        elif action == _R_HOST:
+            client_host = item[1]
+        elif action == _R_CONNECTION:
+            connection = [*(connection or ()), item[1]]
+        elif not add and action in (_R_XFF, _R_XFH, _R_XFS):
+            keep(item)  # ProxyAddHeaders Off: forwarded untouched
+        elif action == _R_XFF:
+            xff.append(item[1])
+        elif action == _R_XFH:
+            xfh.append(item[1])
+        elif action == _R_XFS:
+            xfs.append(item[1])
+        elif action == _R_VIA:
+            if via_mode is ProxyVia.OFF:
+                keep(item)
+            elif via_mode is not ProxyVia.BLOCK:
+                via.append(item[1])
+        elif action == _R_EXPECT and req.forward_expect:
+            keep(item)
+    if connection is not None:
+        listed = _listed_names(connection)
+        if listed:
+            kept = [h for h in kept if h[0].lower() not in listed]
+    out = [req.method, b" ", req.target, b" HTTP/1.1\r\nHost: ", req.host, b"\r\n"]
+    for name, value in kept:
         out += (name, b": ", value, b"\r\n")
     if add:
         xff.append(req.client_ip.encode())
@@ -169,7 +182,7 @@ def build_request_head(req: BackendRequest, headers: Headers,
     if req.chunked:
         out.append(b"Transfer-Encoding: chunked\r\n")
     elif req.body_length is not None:
-        out += (b"Content-Length: ", str(req.body_length).encode(), b"\r\n")
+        out += (b"Content-Length: ", b"%d" % req.body_length, b"\r\n")
     if req.close:
         out.append(b"Connection: close\r\n")
     out.append(b"\r\n")
@@ -192,6 +205,26 @@ class ResponseFraming:
     NONE = 0
 
 
+# What build_response_head does with a response header, by lowercased name; names not in the
+# table pass through untouched (the common case costs one dict lookup).
+_DROP, _LENGTH, _DATE, _REVERSE, _COOKIE, _VIA = range(6)
+_RESPONSE_ACTIONS = {name: _DROP for name in _RESPONSE_DROP}
+_RESPONSE_ACTIONS.update({b"content-length": _LENGTH, b"date": _DATE, b"set-cookie": _COOKIE,
+                          b"via": _VIA})
+_RESPONSE_ACTIONS.update({name: _REVERSE for name in REVERSE_MAPPED_HEADERS})
+_status_lines: dict[tuple[int, bytes], bytes] = {}
+
+
+def _status_line(status: int, reason: bytes) -> bytes:
+    key = (status, reason)
+    line = _status_lines.get(key)
+    if line is None:
+        line = b"HTTP/1.1 %d %s\r\n" % key
+        if len(_status_lines) < 1024:  # reasons come from backends: bound the cache
+            _status_lines[key] = line
+    return line
+
+
 def build_response_head(
     status: int, reason: bytes, headers: Headers, *, framing: int,
     content_length: int | None, keep_alive: bool, client_version: bytes,
@@ -199,51 +232,63 @@ def build_response_head(
     keepalive_header: bytes | None = None, extra: Sequence[tuple[bytes, bytes]] = (),
 ) -> tuple[bytes, Headers]:
     """The client response head and the header list as sent (for the access log)."""
-    out = [b"HTTP/1.1 ", str(status).encode(), b" ", reason, b"\r\n"]
     sent: Headers = []
-    tokens = _connection_tokens(headers)
+    append = sent.append
+    connection: list[bytes] | None = None
     has_date = False
     via: list[bytes] = []
     via_mode = settings.via
-    map_urls = mapper is not None and mapper.maps_urls
-    map_cookies = mapper is not None and mapper.maps_cookies
-    keep_length = framing == ResponseFraming.NONE
-    for name, value in headers:
-        low = name.lower()
-        if low in _RESPONSE_DROP:
+    actions = _RESPONSE_ACTIONS
+    for item in headers:
+        low = item[0].lower()
+        action = actions.get(low)
+        if action is None:
+            append(item)
             continue
-        if low == b"content-length":
-            if not keep_length:
+        if action == _DROP:
+            if low == b"connection":
+                connection = [*(connection or ()), item[1]]
+            continue
+        if action == _LENGTH:
+            if framing != ResponseFraming.NONE:
                 continue
-        elif low == b"date":
+        elif action == _DATE:
             has_date = True
-        elif map_urls and low in REVERSE_MAPPED_HEADERS:
-            value = mapper.location(value.decode("latin-1"), base_url).encode("latin-1")  # type: ignore[union-attr]
-        elif map_cookies and low == b"set-cookie":
-            value = mapper.cookie(value.decode("latin-1")).encode("latin-1")  # type: ignore[union-attr]
-        elif low == b"via" and via_mode is not ProxyVia.OFF:
+        elif action == _REVERSE:
+            if mapper is not None and mapper.maps_urls:
+                item = (item[0], mapper.location(item[1].decode("latin-1"), base_url)
+                        .encode("latin-1"))
+        elif action == _COOKIE:
+            if mapper is not None and mapper.maps_cookies:
+                item = (item[0], mapper.cookie(item[1].decode("latin-1")).encode("latin-1"))
+        elif via_mode is not ProxyVia.OFF:  # _VIA
             if via_mode is not ProxyVia.BLOCK:
-                via.append(value)
+                via.append(item[1])
             continue
-        if tokens and low in tokens:
-            continue
-        sent.append((name, value))
-    sent.extend(extra)
+        append(item)
+    if connection is not None:
+        listed = _listed_names(connection)
+        if listed:
+            sent = [h for h in sent if h[0].lower() not in listed]
+            append = sent.append
+    if extra:
+        sent.extend(extra)
     if not has_date:
-        sent.append((b"Date", http_date()))
+        append((b"Date", http_date()))
     if via_mode is ProxyVia.ON or via_mode is ProxyVia.FULL:
         via.append(_via_value(client_version, via_name, via_mode))
-        sent.append((b"Via", b", ".join(via)))
+        append((b"Via", b", ".join(via)))
     if framing == ResponseFraming.LENGTH:
-        sent.append((b"Content-Length", str(content_length).encode()))
+        append((b"Content-Length", b"%d" % content_length))
     elif framing == ResponseFraming.CHUNKED:
-        sent.append((b"Transfer-Encoding", b"chunked"))
+        append((b"Transfer-Encoding", b"chunked"))
     if not keep_alive:
-        sent.append((b"Connection", b"close"))
+        append((b"Connection", b"close"))
     elif client_version == b"1.0":
-        sent.append((b"Connection", b"Keep-Alive"))
+        append((b"Connection", b"Keep-Alive"))
         if keepalive_header:
-            sent.append((b"Keep-Alive", keepalive_header))
+            append((b"Keep-Alive", keepalive_header))
+    out = [_status_line(status, reason)]
     for name, value in sent:
         out += (name, b": ", value, b"\r\n")
     out.append(b"\r\n")
