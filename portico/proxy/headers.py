@@ -69,7 +69,7 @@ def max_forwards_action(headers: Headers, method: bytes, configured: int
     """
     value = None
     for name, v in headers:
-        if name.lower() == b"max-forwards":
+        if name[:1] in b"mM" and name.lower() == b"max-forwards":
             value = v
     if value is None:
         return None, (str(configured).encode() if configured >= 0 else None)

@@ -185,24 +185,24 @@ class Pipeline:
         match = ctx.match
         assert match is not None
         spec = worker.spec
+        plan = worker.plans.get(id(settings))
+        if plan is None or plan.settings is not settings:
+            plan = worker.plans[id(settings)] = _BackendPlan(worker, settings, self.core)
         if settings.preserve_host and ctx.host:
             host_value = ctx.host.encode("latin-1")
             ctx.sni = _host_name(ctx.host)
-        else:
-            default = _DEFAULT_PORTS.get(spec.scheme)
-            host = match.host
-            if ":" in host and not host.startswith("["):
-                host = f"[{host}]"
-            host_value = (host if match.port == default or match.port == 80
-                          else f"{host}:{match.port}").encode("latin-1")
+        elif match.host == spec.host and match.port == spec.port:
+            host_value = plan.host_value
+            ctx.sni = plan.sni
+        else:  # a $n target: another host than the worker's own
+            host_value = _host_header(spec.scheme, match.host, match.port)
             ctx.sni = None if spec.unix_path else match.host
-        core = self.core
-        ctx.timeout = worker.timeout_for(settings, core)
-        ctx.connect_timeout = worker.connect_timeout_for(settings, core)
-        ctx.acquire_wait = worker.acquire_wait(settings, core)
-        ctx.response_field_size = spec.params.responsefieldsize or 8192
-        ctx.bad_header = settings.bad_header.value
-        ctx.via_name = _via_name(vrt, ctx.host) if settings.via.value in ("on", "full") else ""
+        ctx.timeout = plan.timeout
+        ctx.connect_timeout = plan.connect_timeout
+        ctx.acquire_wait = plan.acquire_wait
+        ctx.response_field_size = plan.response_field_size
+        ctx.bad_header = plan.bad_header
+        ctx.via_name = _via_name(vrt, ctx.host) if plan.via else ""
         ctx.keepalive_header = self.keepalive_header
         chunked = head.body_kind == BodyKind.CHUNKED
         ctx.request_chunked = chunked
@@ -254,6 +254,33 @@ def _host_name(host: str | None) -> str | None:
         end = host.find("]")
         return host[1:end] if end > 0 else host
     return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+class _BackendPlan:
+    """What a request to one worker under one settings scope always gets (cached per pair)."""
+
+    __slots__ = ("acquire_wait", "bad_header", "connect_timeout", "host_value",
+                 "response_field_size", "settings", "sni", "timeout", "via")
+
+    def __init__(self, worker: Worker, settings: ProxySettings, core) -> None:
+        spec = worker.spec
+        self.settings = settings
+        self.host_value = _host_header(spec.scheme, spec.host, spec.port)
+        self.sni = None if spec.unix_path else spec.host
+        self.timeout = worker.timeout_for(settings, core)
+        self.connect_timeout = worker.connect_timeout_for(settings, core)
+        self.acquire_wait = worker.acquire_wait(settings, core)
+        self.response_field_size = spec.params.responsefieldsize or 8192
+        self.bad_header = settings.bad_header.value
+        self.via = settings.via.value in ("on", "full")
+
+
+def _host_header(scheme: str, host: str, port: int) -> bytes:
+    """Host for the backend: the URL's host, with the port unless it is the default (§4.1)."""
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    default = _DEFAULT_PORTS.get(scheme)
+    return (host if port == default or port == 80 else f"{host}:{port}").encode("latin-1")
 
 
 def _via_name(vrt: _VhostRuntime, host: str) -> str:

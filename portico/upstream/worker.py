@@ -31,7 +31,7 @@ class WorkerStats:
 class Worker:
     """One backend URL at run time. A ``$n`` worker keeps one pool per host:port it reaches."""
 
-    __slots__ = ("_pools", "connector", "name", "pool", "spec", "stats")
+    __slots__ = ("_pools", "connector", "name", "plans", "pool", "spec", "stats")
 
     def __init__(self, spec: WorkerSpec, settings: ProxySettings) -> None:
         self.spec = spec
@@ -44,6 +44,7 @@ class Worker:
             receive_buffer=p.receivebuffersize or settings.receivebuffersize,
             source_address=settings.source_address)
         self.stats = WorkerStats()
+        self.plans: dict[int, object] = {}  # the pipeline's per-scope request plans
 
     def _new_pool(self) -> Pool:
         p = self.spec.params
