@@ -1,6 +1,7 @@
 """Command line: argv → action, nothing else (mirrors httpd / apachectl).
 
-    portico -f CONF            serve in the foreground
+    portico -f CONF            serve in the foreground: a master and N worker processes
+    portico -w N -f CONF       ... with N workers (else the Workers directive, else one per CPU)
     portico -X -f CONF         one process in the foreground (httpd's debug mode)
     portico -t -f CONF         check the configuration: "Syntax OK" or the error
     portico -D NAME ...        define NAME for <IfDefine> / ${NAME}
@@ -38,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="signal the running server through its PidFile")
     p.add_argument("-X", dest="single", action="store_true",
                    help="one process in the foreground")
+    p.add_argument("-w", dest="workers", type=_positive, default=None, metavar="N",
+                   help="number of worker processes (default: Workers, else one per CPU)")
     p.add_argument("-v", dest="version", action="store_true", help="print the version")
     p.add_argument("command", nargs="?", choices=["demo"], help="demo: run the demo")
     return p
@@ -56,7 +59,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(config_path, args.defines, args.server_root)
     if args.signal in ("stop", "graceful", "restart", "graceful-stop"):
         return _signal(config_path, args.defines, args.server_root, args.signal)
+    if not args.single:
+        from portico.server.workers import run_master
+        return run_master(config_path, args.defines, args.server_root, args.workers)
     return _serve(config_path, args.defines, args.server_root)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expects a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _check(path: str, defines: list[str], root: str | None) -> int:
@@ -122,6 +138,7 @@ def _alive(pid: int) -> bool:
 
 
 def _serve(path: str, defines: list[str], root: str | None) -> int:
+    """``-X``: one process serving in the foreground; reloads happen inside it."""
     import asyncio
 
     from portico.config import ConfigError, load_config

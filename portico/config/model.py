@@ -126,6 +126,7 @@ class CoreSettings:
     limit_request_field_size: int = 8190
     limit_request_fields: int = 100
     graceful_shutdown_timeout: float = 0.0  # 0 = wait for in-flight requests without bound
+    workers: int = 0                      # Workers: processes under the master; 0 = one per CPU
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,12 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from portico.config import load_config
 from portico.config.model import ServerConfig
 from portico.errors import ConfigError
+from portico.protocols.events import RequestHead
 from portico.proxy.pipeline import Pipeline
 from portico.server.accesslog import build_access_logs
 from portico.server.front import FrontConnection
@@ -33,10 +34,19 @@ class ProxyServer:
     """One process serving a configuration (see the module docstring)."""
 
     def __init__(self, config_path: str, defines: Sequence[str] = (),
-                 server_root: str | None = None) -> None:
+                 server_root: str | None = None, *, standalone: bool = True,
+                 listen: Callable[[ListenAddress], socket.socket] = open_listener) -> None:
+        """``standalone=False`` is a worker under the master (server/workers.py): it writes
+        no PidFile and installs no signal handlers (its owner calls ``stop()``/``retire()``).
+        ``listen`` gives the listening socket for an address (the master hands its own out).
+        """
         self.config_path = config_path
         self.defines = tuple(defines)
         self.server_root = server_root
+        self.standalone = standalone
+        self._listen = listen
+        self.ready = asyncio.Event()  # set once every Listen address accepts connections
+        self._retiring = False
         self.config: ServerConfig | None = None
         self.pipeline: Pipeline | None = None
         self._servers: dict[ListenAddress, asyncio.AbstractServer] = {}
@@ -58,10 +68,13 @@ class ProxyServer:
         self._access_logs = build_access_logs(self.config)
         self.pipeline = Pipeline(self.config, self._access_logs.by_vhost)
         await self._sync_listeners(self.config)
-        self._write_pid(self.config)
-        for signum, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
-                                (signal.SIGHUP, self.reload), (signal.SIGUSR1, self.reload)):
-            loop.add_signal_handler(signum, handler)
+        self.ready.set()
+        if self.standalone:
+            self._write_pid(self.config)
+            for signum, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
+                                    (signal.SIGHUP, self.reload),
+                                    (signal.SIGUSR1, self.reload)):
+                loop.add_signal_handler(signum, handler)
         self._flush_task = loop.create_task(self._flush_logs())
         log.info("portico serving %s on %s", self.config.source_file,
                  ", ".join(str(a) for a in self._servers))
@@ -69,8 +82,9 @@ class ProxyServer:
             await self._stop.wait()
             await self._drain()
         finally:
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
-                loop.remove_signal_handler(signum)
+            if self.standalone:
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+                    loop.remove_signal_handler(signum)
             if self._flush_task is not None:
                 self._flush_task.cancel()
             if self.pipeline is not None:
@@ -88,6 +102,20 @@ class ProxyServer:
             return
         log.info("stopping: draining %d connection(s)", len(self._connections))
         self._stop.set()
+
+    def retire(self) -> None:
+        """Hand over to a newer generation of workers without failing a request.
+
+        Stop accepting at once. Every open connection finishes what it is doing; a request
+        that starts from now on is answered with ``Connection: close``; an idle keep-alive
+        connection is not closed early but runs out its own KeepAliveTimeout (closing it
+        sooner would race a request the client may be sending). GracefulShutdownTimeout
+        still bounds the whole drain. ``stop()`` afterwards aborts what is left.
+        """
+        if self._stop.is_set():
+            return
+        self._retiring = True
+        self.stop()
 
     def reload(self) -> None:
         """Graceful reload: a new config for new connections; a bad one changes nothing."""
@@ -140,7 +168,7 @@ class ProxyServer:
         for addr in wanted:
             if addr in self._servers:
                 continue
-            sock = open_listener(addr)
+            sock = self._listen(addr)
             scheme = "https" if addr.protocol == "https" else "http"
             server = await loop.create_server(
                 lambda scheme=scheme: self._new_connection(scheme), sock=sock, backlog=511)
@@ -158,15 +186,19 @@ class ProxyServer:
         for server in self._servers.values():
             server.close()
         self._servers.clear()
+        # A connection accepted just before the close still waits for its connection_made
+        # (scheduled with call_soon): let it register before the count below says "none".
+        await asyncio.sleep(0)
         assert self.config is not None
         limit = self.config.core.graceful_shutdown_timeout
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (limit if limit > 0 else 3600.0)
         while self._connections and loop.time() < deadline:
-            for conn in list(self._connections):
-                if conn.ctx is None and conn.transport is not None:
-                    conn.closing = True
-                    conn.transport.close()
+            if not self._retiring:
+                for conn in list(self._connections):
+                    if conn.ctx is None and conn.transport is not None:
+                        conn.closing = True
+                        conn.transport.close()
             await asyncio.sleep(0.05)
         for conn in list(self._connections):
             if conn.transport is not None:
@@ -214,6 +246,11 @@ class _TrackedConnection(FrontConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.owner._connections.discard(self)
+
+    def _start_request(self, head: RequestHead) -> None:
+        if self.owner._retiring:
+            head.keep_alive = False  # a retiring server closes after this response
+        super()._start_request(head)
 
 
 def _resolve(path: str, root: str) -> str:

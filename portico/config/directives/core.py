@@ -206,6 +206,14 @@ def _graceful_shutdown_timeout(ctx: BuildContext, node: Node) -> None:
     _core(ctx, "graceful_shutdown_timeout", float(integer(ctx, node.args[0], 0)))
 
 
+@TABLE.directive("Workers", S)
+def _workers(ctx: BuildContext, node: Node) -> None:
+    # portico's own: how many worker processes the master runs (``-w N`` overrides it;
+    # without either, one per CPU). httpd's StartServers/ServerLimit stay ignored because
+    # their meaning is tied to httpd's MPMs.
+    _core(ctx, "workers", integer(ctx, node.args[0], 1, 1024))
+
+
 # -- per-request behaviour -----------------------------------------------------------------------
 
 @TABLE.directive("AllowEncodedSlashes", SV)
