@@ -22,6 +22,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from portico.config.balancers import BalancerTable, HostBalancerSettings
 from portico.config.model import ListenSpec, ReverseRule, Route, Source
 from portico.config.registry import Context, Registry
 from portico.config.tree import Node
@@ -64,6 +65,7 @@ class ServerScope:
     default_format: str | None = None
     error_log: str | None = None
     proxy_pass_inherit: bool | None = None
+    balancer: HostBalancerSettings = field(default_factory=HostBalancerSettings)
 
     @property
     def kind(self) -> Context:
@@ -120,6 +122,7 @@ class BuildState:
     vhosts: list[ServerScope] = field(default_factory=list)
     listens: list[ListenSpec] = field(default_factory=list)
     workers: WorkerTable = field(default_factory=WorkerTable)
+    balancers: BalancerTable = field(default_factory=BalancerTable)
     runtime_dir: str | None = None
     pid_file: str | None = None
     log_level: str = "warn"

@@ -18,6 +18,7 @@ import socket
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
+from portico.config.balancers import host_balancer_fields
 from portico.config.build import BuildState, LocationScope, PendingLog, ServerScope, walk
 from portico.config.directives.log import DEFAULT_FORMAT, PREDEFINED_FORMATS
 from portico.config.model import (
@@ -67,6 +68,7 @@ def _finish(state: BuildState) -> ServerConfig:
         cookie_domains=tuple(main.cookie_domains), cookie_paths=tuple(main.cookie_paths),
         locations=_locations(main.locations, main_settings), settings=main_settings,
         access_logs=main_logs, error_log=_main_error_log(state), core=main_core,
+        **host_balancer_fields(state.balancers, main.source, main.balancer),  # type: ignore[arg-type]
     )
     vhosts = tuple(
         _vhost(state, vhost, main_name, main_settings, main_core, main_formats, main_default,
@@ -88,6 +90,7 @@ def _finish(state: BuildState) -> ServerConfig:
         server_root=state.server_root,
         proxy_requests=main_settings.proxy_requests,
         defines=MappingProxyType({k: v or "" for k, v in state.defines.items()}),
+        balancers=state.balancers.freeze(),
     )
 
 
@@ -120,6 +123,8 @@ def _vhost(
         access_logs=logs,
         error_log=scope.error_log,
         core=dataclasses.replace(main_core, **scope.core),  # type: ignore[arg-type]
+        **host_balancer_fields(state.balancers, main.source, main.balancer,  # type: ignore[arg-type]
+                               scope.source, scope.balancer, inherit),
     )
 
 

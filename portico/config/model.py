@@ -15,6 +15,8 @@ from __future__ import annotations
 __all__ = [
     "AccessLogSpec",
     "BadHeader",
+    "BalancerParams",
+    "BalancerSpec",
     "CoreSettings",
     "EncodedSlashes",
     "ListenSpec",
@@ -30,6 +32,7 @@ __all__ = [
     "VirtualHost",
     "WorkerParams",
     "WorkerSpec",
+    "member_key",
 ]
 
 import enum
@@ -194,6 +197,12 @@ class WorkerSpec:
     source: Source
     unix_path: str | None = None
     has_placeholders: bool = False
+    balancer: str | None = None       # "balancer://name" for a BalancerMember, else None
+
+    @property
+    def key(self) -> str:
+        """This worker's key in ``ServerConfig.workers`` (members are keyed per balancer)."""
+        return self.name if self.balancer is None else member_key(self.balancer, self.name)
 
 
 class RouteKind(enum.Enum):
@@ -283,6 +292,13 @@ class VirtualHost:
     access_logs: tuple[AccessLogSpec, ...] = ()
     error_log: str | None = None
     core: CoreSettings = field(default_factory=CoreSettings)  # main's equals ServerConfig.core
+    # Balancer names this host can route to: the main server's (when BalancerInherit and
+    # ProxyPassInherit are on) first, then those named inside the host. Keys of
+    # ServerConfig.balancers.
+    balancers: tuple[str, ...] = ()
+    balancer_inherit: bool = True           # BalancerInherit (the main server's is the default)
+    balancer_persist: bool = False          # BalancerPersist
+    balancer_growth: int = 5                # BalancerGrowth: spare balancer slots
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,3 +319,66 @@ class ServerConfig:
     server_root: str = "."
     proxy_requests: bool = False
     defines: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Every balancer of the config, keyed by BalancerSpec.name; one balancer per name for the
+    # whole config (docs/compat.md). Members are in ``workers`` under ``member_key``.
+    balancers: Mapping[str, BalancerSpec] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def member_key(balancer: str, name: str) -> str:
+    """The ``ServerConfig.workers`` key of member ``name`` of ``balancer``.
+
+    httpd keeps a worker list per balancer, so the same URL can be a standalone worker and a
+    member of several balancers, each with its own parameters and state; the key keeps them
+    apart. A space never occurs in a URL, so the key is unambiguous.
+    """
+    return f"{balancer} {name}"
+
+
+@dataclass(frozen=True, slots=True)
+class BalancerParams:
+    """The balancer ``key=value`` parameters (§7.1), as ProxyPass/ProxySet/<Proxy> give them.
+
+    ``maxattempts`` is already resolved in a loaded config: the explicit value, else members-1
+    (0 with a single member: no failover, as httpd). ``stickysession`` is the cookie name and
+    ``stickysession_url`` the URL parameter name (the same name unless written ``cookie|url``).
+    ``stickysessionsep`` None means Off (the whole value is the route). ``nonce`` None means
+    "generate a random one at start"; "" means the manager's nonce check is off (``None``).
+    ``explicit`` lists the keys the config gave, lowercased.
+    """
+
+    lbmethod: str = "byrequests"
+    maxattempts: int = 0
+    nofailover: bool = False
+    stickysession: str = ""
+    stickysession_url: str = ""
+    stickysessionsep: str | None = "."
+    scolonpathdelim: bool = False
+    timeout: float = 0.0              # seconds to wait for a usable member; 0 = do not wait
+    failonstatus: frozenset[int] = frozenset()
+    failontimeout: bool = False
+    forcerecovery: bool = True
+    growth: int = 0                   # spare member slots for members added in the manager
+    nonce: str | None = None
+    explicit: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class BalancerSpec:
+    """One ``balancer://name``: its parameters and its members in config order.
+
+    ``name`` is ``balancer://`` plus the lowercased host part (any path is not part of the
+    identity). ``members`` are member WorkerSpec names (URLs); ``member_keys`` the matching
+    ``ServerConfig.workers`` keys. ``frontends`` are the local paths (or regexes) of the
+    ProxyPass/ProxyPassMatch rules that route to it, in config order. ``source`` is where the
+    config first named it.
+    """
+
+    name: str
+    params: BalancerParams
+    source: Source
+    members: tuple[str, ...] = ()
+    frontends: tuple[str, ...] = ()
+
+    @property
+    def member_keys(self) -> tuple[str, ...]:
+        return tuple(member_key(self.name, member) for member in self.members)

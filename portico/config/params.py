@@ -1,18 +1,28 @@
-"""Worker ``key=value`` parameters (ProxyPass, ProxySet, later BalancerMember): §6.2.
+"""``key=value`` parameters: workers (ProxyPass, ProxySet, BalancerMember: §6.2) and
+balancers (ProxyPass/ProxySet/<Proxy> on a ``balancer://`` URL: §7.1).
 
-One schema entry per key states its type, unit and range; ``parse_worker_params`` applies
-them. Keys and On/Off values are case-insensitive. Durations end up as float seconds.
+One schema entry per key states its type, unit and range; ``parse_worker_params`` and
+``parse_balancer_params`` apply them. Keys and On/Off values are case-insensitive (lbmethod
+names are not, as in httpd). Durations end up as float seconds.
 """
 
 from __future__ import annotations
 
-__all__ = ["STATUS_FLAGS", "WORKER_KEYS", "parse_status", "parse_worker_params"]
+__all__ = [
+    "BALANCER_KEYS",
+    "LBMETHODS",
+    "STATUS_FLAGS",
+    "WORKER_KEYS",
+    "parse_balancer_params",
+    "parse_status",
+    "parse_worker_params",
+]
 
 import dataclasses
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 
-from portico.config.model import Source, WorkerParams
+from portico.config.model import BalancerParams, Source, WorkerParams
 from portico.config.values import parse_duration, parse_flag, parse_int, parse_seconds_int
 from portico.errors import ConfigError
 
@@ -218,3 +228,112 @@ def parse_worker_params(
         explicit.add(lowered)
     return dataclasses.replace(params, **changes, status_set=status_set,
                                status_clear=status_clear, explicit=frozenset(explicit))
+
+
+# -- balancer parameters (§7.1) -----------------------------------------------------------------
+
+#: The lbmethod names a config may use. The one place that lists them: the runtime's lbmethod
+#: registry must provide each (third-party methods are added here when they are registered).
+LBMETHODS: frozenset[str] = frozenset({"byrequests", "bytraffic", "bybusyness", "heartbeat",
+                                       "p2c"})
+
+_NAME_LIMIT = 64      # httpd's sticky session and nonce buffers
+_NONCE_LIMIT = 36
+
+
+def _lbmethod(raw: str) -> dict[str, object]:
+    # httpd looks the provider up by exact name: "ByTraffic" is an unknown lbmethod.
+    if raw not in LBMETHODS:
+        raise ValueError(f"unknown lbmethod (known: {', '.join(sorted(LBMETHODS))})")
+    return {"lbmethod": raw}
+
+
+def _stickysession(raw: str) -> dict[str, object]:
+    cookie, bar, url = raw.partition("|")
+    if not bar:
+        url = cookie
+    for name in (cookie, url):
+        if len(name) >= _NAME_LIMIT:
+            raise ValueError(f"each name must be shorter than {_NAME_LIMIT} characters")
+    return {"stickysession": cookie, "stickysession_url": url}
+
+
+def _stickysessionsep(raw: str) -> dict[str, object]:
+    if raw.lower() == "off":
+        return {"stickysessionsep": None}
+    if len(raw) != 1:
+        raise ValueError("must be a single character or Off")
+    return {"stickysessionsep": raw}
+
+
+def _balancer_timeout(raw: str) -> dict[str, object]:
+    value = parse_duration(raw, "s")
+    if value < 1:
+        raise ValueError("must be at least one second")
+    return {"timeout": value}
+
+
+def _failonstatus(raw: str) -> dict[str, object]:
+    codes = set()
+    for word in raw.replace(",", " ").split():
+        try:
+            code = parse_int(word, 100, 599)
+        except ValueError:
+            raise ValueError("must be one or more HTTP response codes (100-599), separated "
+                             "by ',' or spaces") from None
+        codes.add(code)
+    return {"failonstatus": frozenset(codes)}
+
+
+def _nonce(raw: str) -> dict[str, object]:
+    if raw.lower() == "none":
+        return {"nonce": ""}
+    if len(raw) > _NONCE_LIMIT:
+        raise ValueError(f"must be at most {_NONCE_LIMIT} characters, or None")
+    return {"nonce": raw}
+
+
+def _growth(raw: str) -> dict[str, object]:
+    return {"growth": parse_int(raw, 1, 100)}
+
+
+BALANCER_KEYS: dict[str, _Parser] = {
+    "lbmethod": _lbmethod,
+    "maxattempts": _int_field("maxattempts", 0),
+    "nofailover": _flag_field("nofailover"),
+    "stickysession": _stickysession,
+    "stickysessionsep": _stickysessionsep,
+    "scolonpathdelim": _flag_field("scolonpathdelim"),
+    "timeout": _balancer_timeout,
+    "failonstatus": _failonstatus,
+    "failontimeout": _flag_field("failontimeout"),
+    "nonce": _nonce,
+    "growth": _growth,
+    "forcerecovery": _flag_field("forcerecovery"),
+}
+
+
+def parse_balancer_params(
+    pairs: Sequence[tuple[str, str]], source: Source, base: BalancerParams | None = None,
+) -> BalancerParams:
+    """Build BalancerParams from ``(key, value)`` pairs on top of ``base`` (defaults if None).
+
+    Raises ConfigError located at ``source`` (the loader adds the directive) for an unknown
+    key ("unknown Balancer parameter", as httpd) or a bad value. ``explicit`` gains every key
+    given, lowercased. ``maxattempts`` is left as given; the loader resolves the default.
+    """
+    params = base or BalancerParams()
+    changes: dict[str, object] = {}
+    explicit = set(params.explicit)
+    for key, value in pairs:
+        lowered = key.lower()
+        parser = BALANCER_KEYS.get(lowered)
+        if parser is None:
+            raise ConfigError(f"unknown Balancer parameter {key!r}", source.file, source.line)
+        try:
+            changes.update(parser(value))
+        except ValueError as exc:
+            raise ConfigError(f"balancer parameter {key}={value}: {exc}", source.file,
+                              source.line) from None
+        explicit.add(lowered)
+    return dataclasses.replace(params, **changes, explicit=frozenset(explicit))

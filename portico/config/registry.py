@@ -41,11 +41,11 @@ _log = logging.getLogger("portico.config")
 #: <IfVersion>), so stock Debian configs take their intended branches.
 IMPLEMENTED_MODULES: frozenset[str] = frozenset({
     "core", "http", "proxy", "proxy_http", "log_config", "logio", "ssl", "unixd", "mpm_event",
-    "authz_core", "version",
+    "authz_core", "version", "proxy_balancer",
 })
 
 #: Area modules whose tables make up the default registry.
-_AREAS = ("core", "proxy", "log", "ssl", "access", "ignored", "foreign")
+_AREAS = ("core", "proxy", "balancer", "log", "ssl", "access", "ignored", "foreign")
 
 
 class Context(enum.Flag):

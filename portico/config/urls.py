@@ -8,7 +8,13 @@ share a worker.
 
 from __future__ import annotations
 
-__all__ = ["DEFAULT_PORTS", "BackendURL", "parse_backend_url"]
+__all__ = [
+    "DEFAULT_PORTS",
+    "BackendURL",
+    "balancer_name",
+    "is_balancer_url",
+    "parse_backend_url",
+]
 
 import os
 import re
@@ -99,3 +105,30 @@ def _parse_plain(url: str, placeholders: bool, allow_empty_host: bool) -> Backen
     authority = f"{scheme}://{shown_host}{explicit_port}"
     path = match.group("path")
     return BackendURL(authority + path, scheme, host, port, path, authority)
+
+
+_BALANCER_PREFIX = "balancer://"
+
+
+def is_balancer_url(url: str) -> bool:
+    """True for ``balancer://...`` (scheme in any case)."""
+    return url[:len(_BALANCER_PREFIX)].lower() == _BALANCER_PREFIX
+
+
+def balancer_name(url: str) -> str:
+    """``balancer://Name/any/path`` → ``balancer://name``; raises ValueError if malformed.
+
+    As httpd, the path is not part of a balancer's identity and the name is lowercased.
+    Unlike httpd, an empty name (``balancer:///x``) is refused, and so is a ``$``
+    placeholder in the name: the balancer is chosen at config time.
+    """
+    if not is_balancer_url(url):
+        raise ValueError(f"{url!r} is not a balancer:// URL")
+    host = url[len(_BALANCER_PREFIX):].partition("/")[0]
+    if not host:
+        raise ValueError(f"bad syntax for a balancer name ({url})")
+    if "$" in host:
+        raise ValueError(f"a balancer name can not contain a $n placeholder ({url})")
+    if any(char in host for char in "?# \t"):
+        raise ValueError(f"bad character in the balancer name ({url})")
+    return _BALANCER_PREFIX + host.lower()

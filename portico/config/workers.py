@@ -5,6 +5,11 @@ A new ProxyPass URL reuses an existing worker whose name is a prefix of it and h
 ignored, with warnings. URLs with ``$n`` placeholders only ever share with an identical name.
 Unlike httpd, which keeps a worker list per virtual host, portico keeps one list for the
 whole config (docs/compat.md).
+
+Balancer members follow the same rule within their balancer only, as httpd keeps a worker list
+per balancer: a member never shares with a standalone worker or with another balancer's
+member, and a standalone URL never shares with a member. Members are keyed by
+``member_key(balancer, name)``.
 """
 
 from __future__ import annotations
@@ -38,14 +43,16 @@ class WorkerTable:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
 
-    def find(self, url: BackendURL, placeholders: bool) -> WorkerSpec | None:
-        """The existing worker a URL would share, or None."""
+    def find(self, url: BackendURL, placeholders: bool,
+             balancer: str | None = None) -> WorkerSpec | None:
+        """The existing worker a URL would share (among ``balancer``'s members), or None."""
         if placeholders:
             entry = self._entries.get(url.name)
             return entry.spec if entry and entry.spec.has_placeholders else None
         best: _Entry | None = None
         for entry in self._entries.values():
-            if entry.spec.has_placeholders or entry.authority != url.authority:
+            if (entry.spec.has_placeholders or entry.spec.balancer != balancer
+                    or entry.authority != url.authority):
                 continue
             if url.name.startswith(entry.spec.name) and (
                     best is None or len(entry.spec.name) > len(best.spec.name)):
@@ -68,9 +75,24 @@ class WorkerTable:
                          "sharing", source, key, value, shared.name)
         return shared
 
+    def for_member(
+        self, balancer: str, url: BackendURL, pairs: Sequence[tuple[str, str]], source: Source,
+    ) -> WorkerSpec:
+        """The worker a BalancerMember URL makes: a new member of ``balancer``, or the member
+        it shares (same rule as ProxyPass, within the balancer; parameters then ignored)."""
+        shared = self.find(url, placeholders=False, balancer=balancer)
+        if shared is None:
+            return self.define(url, pairs, source, placeholders=False, balancer=balancer)
+        _log.info("%s: sharing worker '%s' instead of creating new worker '%s' in %s",
+                  source, shared.name, url.name, balancer)
+        for key, value in pairs:
+            _log.warning("%s: ignoring parameter '%s=%s' for worker '%s' because of worker "
+                         "sharing", source, key, value, shared.name)
+        return shared
+
     def define(
         self, url: BackendURL, pairs: Sequence[tuple[str, str]], source: Source,
-        placeholders: bool,
+        placeholders: bool, balancer: str | None = None,
     ) -> WorkerSpec:
         """Create a new worker (the caller checked that none is shared)."""
         params = parse_worker_params(pairs, source)
@@ -78,8 +100,9 @@ class WorkerTable:
                 placeholders or url.scheme in _NO_REUSE_BY_DEFAULT):
             params = dataclasses.replace(params, enablereuse=False)
         spec = WorkerSpec(url.name, url.scheme, url.host, url.port, url.path, params, source,
-                          unix_path=url.unix_path, has_placeholders=placeholders)
-        self._entries[url.name] = _Entry(spec, url.authority)
+                          unix_path=url.unix_path, has_placeholders=placeholders,
+                          balancer=balancer)
+        self._entries[spec.key] = _Entry(spec, url.authority)
         return spec
 
     def set_params(
@@ -94,8 +117,8 @@ class WorkerTable:
                          url.name, existing.name)
         params: WorkerParams = parse_worker_params(pairs, source, base=existing.params)
         updated = dataclasses.replace(existing, params=params)
-        self._entries[existing.name].spec = updated
+        self._entries[existing.key].spec = updated
         return updated
 
     def freeze(self) -> MappingProxyType[str, WorkerSpec]:
-        return MappingProxyType({name: entry.spec for name, entry in self._entries.items()})
+        return MappingProxyType({key: entry.spec for key, entry in self._entries.items()})

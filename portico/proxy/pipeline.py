@@ -16,6 +16,7 @@ import os
 from typing import TYPE_CHECKING
 
 from portico.config.model import ProxySettings, ServerConfig, VirtualHost
+from portico.errors import ConfigError
 from portico.protocols.events import BodyKind, RequestHead
 from portico.protocols.http1 import RequestLimits
 from portico.proxy.exchange import RequestContext
@@ -72,6 +73,11 @@ class Pipeline:
         self.limits = RequestLimits(
             max_line=core.limit_request_line, max_field_size=core.limit_request_field_size,
             max_fields=core.limit_request_fields, max_body=0)  # LimitRequestBody: per request
+        if getattr(config, "balancers", None):
+            first = next(iter(config.balancers.values()))
+            raise ConfigError("balancer:// routing is not served yet (config only): "
+                              f"{first.name}", first.source.file, first.source.line,
+                              "BalancerMember")
         self.workers: dict[str, Worker] = {
             name: Worker(spec, config.main.settings) for name, spec in config.workers.items()}
         default_port = config.listens[0].port if config.listens else 80

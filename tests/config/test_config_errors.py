@@ -76,7 +76,7 @@ CASES = [
     ("ProxyPass /a http://a/ weight=2\n", 1, "ProxyPass", "unknown Worker parameter"),
     ("ProxyPass /a http://a/ status=Z\n", 1, "ProxyPass", "unknown status flag"),
     ("ProxyPass /a http://a/ mapping=raw\n", 1, "ProxyPass", "encoded or servlet"),
-    ("ProxyPass /a balancer://c/\n", 1, "ProxyPass", "not supported yet"),
+    ("ProxyPass /a balancer://c/ ttl=5\n", 1, "ProxyPass", "unknown Balancer parameter"),
     ("ProxyPass ~ ( http://a/\n", 1, "ProxyPass", "bad regular expression"),
     ("ProxyPassMatch ^/(x http://a/$1\n", 1, "ProxyPassMatch", "bad regular expression"),
     ("<Location /l>\nProxyPass /l http://a/\n</Location>\n", 2, "ProxyPass",

@@ -9,11 +9,12 @@ import logging
 import re
 
 from portico.config.build import BuildContext, ProxyScope
+from portico.config.directives.balancer import balancer_params, route_to_balancer
 from portico.config.directives.common import flag, integer, key_value_pairs
 from portico.config.model import BadHeader, ProxyVia, ReverseRule, Route, RouteKind
 from portico.config.registry import Context, DirectiveTable
 from portico.config.tree import Node
-from portico.config.urls import BackendURL, parse_backend_url
+from portico.config.urls import BackendURL, is_balancer_url, parse_backend_url
 
 _log = logging.getLogger("portico.config")
 
@@ -28,8 +29,7 @@ _WILDCARD = re.compile(r"[*?\[\]]")
 
 
 def _backend(ctx: BuildContext, url: str, placeholders: bool = False) -> BackendURL:
-    if url[:11].lower() == "balancer://":
-        raise ctx.error("balancer:// URLs are not supported yet")
+    """A plain backend URL (callers send balancer:// URLs to directives/balancer.py)."""
     try:
         return parse_backend_url(url, ctx.state.socket_dir, placeholders)
     except ValueError as exc:
@@ -100,6 +100,9 @@ def _add_pass(ctx: BuildContext, node: Node, regex: bool) -> None:
             _log.warning("%s: %s: worker parameters on an exclusion (!) are ignored",
                          ctx.source, ctx.directive)
         route_target = None
+    elif is_balancer_url(target):
+        worker_name = route_to_balancer(ctx, target, worker_pairs, path)
+        route_target = target
     else:
         placeholders = regex and bool(_PLACEHOLDER.search(target))
         url = _backend(ctx, target, placeholders)
@@ -271,6 +274,9 @@ def _proxy_set(ctx: BuildContext, node: Node) -> None:
             raise ctx.error("needs a URL and at least one key=value parameter")
         url_text, words = node.args[0], node.args[1:]
     pairs = key_value_pairs(ctx, words)
+    if is_balancer_url(url_text):
+        balancer_params(ctx, url_text, pairs, create=isinstance(scope, ProxyScope))
+        return
     ctx.state.workers.set_params(_backend(ctx, url_text), pairs, ctx.source)
 
 
@@ -282,7 +288,10 @@ def _proxy_section(ctx: BuildContext, node: Node) -> None:
         if wildcard:
             raise ctx.error("worker parameters need a URL without wildcards")
         pairs = key_value_pairs(ctx, node.args[1:])
-        ctx.state.workers.set_params(_backend(ctx, url), pairs, ctx.source)
+        if is_balancer_url(url):
+            balancer_params(ctx, url, pairs, create=True)
+        else:
+            ctx.state.workers.set_params(_backend(ctx, url), pairs, ctx.source)
     scope = ProxyScope(url, ctx.source, ctx.server, regex=False, wildcard=wildcard)
     ctx.walk(node.children or (), scope)
 
