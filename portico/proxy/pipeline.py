@@ -25,6 +25,8 @@ from portico.proxy.reverse import ReverseMapper
 from portico.proxy.routing import Router, VhostSelector
 from portico.proxy.uri import BadTarget, parse_target
 from portico.schemes.http import HttpExchange
+from portico.state.scoreboard import Scoreboard
+from portico.upstream.shared import scoreboard_for
 from portico.upstream.worker import Worker
 
 if TYPE_CHECKING:
@@ -65,8 +67,11 @@ def _mapper(urls, domains, paths) -> ReverseMapper | None:
 class Pipeline:
     """One configuration generation's request handling (see the module docstring)."""
 
-    def __init__(self, config: ServerConfig, access_logs=None) -> None:
-        """``access_logs`` maps id(VirtualHost) → an object with ``log(front, ctx)``."""
+    def __init__(self, config: ServerConfig, access_logs=None,
+                 scoreboard: Scoreboard | None = None) -> None:
+        """``access_logs`` maps id(VirtualHost) → an object with ``log(front, ctx)``;
+        ``scoreboard`` is this process's board, bound to its lane (None: counters stay
+        local, for tools and tests that build a pipeline without a server)."""
         self.config = config
         self.core = config.core
         core = config.core
@@ -78,8 +83,15 @@ class Pipeline:
             raise ConfigError("balancer:// routing is not served yet (config only): "
                               f"{first.name}", first.source.file, first.source.line,
                               "BalancerMember")
+        if scoreboard is None:
+            scoreboard = scoreboard_for(config, 1)
+            scoreboard.bind(0)
+        self.scoreboard = scoreboard
+        self.process = scoreboard.process(scoreboard.lane)
         self.workers: dict[str, Worker] = {
-            name: Worker(spec, config.main.settings) for name, spec in config.workers.items()}
+            name: Worker(spec, config.main.settings,
+                         scoreboard.worker(spec.name, getattr(spec, "balancer", None)))
+            for name, spec in config.workers.items()}
         default_port = config.listens[0].port if config.listens else 80
         logs = access_logs or {}
         self._main = _VhostRuntime(config.main, Router(config.main, config.workers),
@@ -98,9 +110,13 @@ class Pipeline:
     # -- connection bookkeeping (server-status counters) ---------------------------------
     def connection_opened(self, front: FrontConnection) -> None:
         self.connections += 1
+        process = self.process
+        process.conns += 1
+        process.conns_total += 1
 
     def connection_closed(self, front: FrontConnection) -> None:
         self.connections -= 1
+        self.process.conns -= 1
 
     # -- the stages --------------------------------------------------------------------------
     def begin(self, front: FrontConnection, head: RequestHead, start_ns: int):
@@ -227,6 +243,7 @@ class Pipeline:
 
     # -- logging --------------------------------------------------------------------------
     def log_request(self, front: FrontConnection, ctx: RequestContext) -> None:
+        self.process.add_request(ctx.bytes_in, ctx.bytes_to_client + ctx.body_bytes)
         vrt = self._main
         if ctx.vhost is not None and ctx.vhost is not self._main.vhost:
             for v in self._vhosts:

@@ -214,8 +214,7 @@ class HttpExchange:
     def start(self) -> None:
         """Send the request head on a pooled connection, or start connecting."""
         self._pending.append(self.ctx.backend_head)
-        self.ctx.worker.stats.busy += 1
-        self.ctx.worker.stats.requests += 1
+        self.ctx.worker.slot.begin()
         conn = None if self.ctx.no_pooled else self._pool.take_idle()
         if conn is not None:
             self._attach(conn, reused=True)  # type: ignore[arg-type]
@@ -397,7 +396,7 @@ class HttpExchange:
         if self._override:
             self._release_backend(reusable=True)
             self._finished = True
-            ctx.worker.stats.busy -= 1
+            self._account_end(error=False)
             self.front.local_error(ctx, ctx.status, override=True)
             return
         if self._response_framing == ResponseFraming.CHUNKED:
@@ -420,7 +419,7 @@ class HttpExchange:
         reusable = (conn is not None and self._request_done and ctx.response_keep_alive
                     and not ctx.close_backend)
         self._release_backend(reusable)
-        ctx.worker.stats.busy -= 1
+        self._account_end(error=False)
         self.front.response_done(ctx)
 
     def _release_backend(self, reusable: bool) -> None:
@@ -435,8 +434,6 @@ class HttpExchange:
             conn.transport.resume_reading()
         ctx = self.ctx
         ctx.bytes_from_backend += conn.bytes_read
-        ctx.worker.stats.bytes_read += conn.bytes_read
-        ctx.worker.stats.bytes_sent += ctx.bytes_to_backend
         self._pool.release(conn, reusable=reusable and conn.is_reusable())
 
     # -- failures -------------------------------------------------------------------------
@@ -447,6 +444,7 @@ class HttpExchange:
         conn = self._backend
         got_bytes = conn is not None and conn.bytes_read > 0
         if conn is not None:
+            self.ctx.bytes_from_backend += conn.bytes_read
             self._backend = None
             conn.exchange = None
             conn.flow.link(None, None)
@@ -459,7 +457,6 @@ class HttpExchange:
                 and (self._request_done or not ctx.has_body) and self._body_kept is not None):
             # A keep-alive race: the backend closed an idle connection as we reused it.
             self._retried = True
-            ctx.worker.stats.retries += 1
             log.debug("retrying %s on a fresh connection: %s", ctx.match.url, error)
             self._pending = [ctx.backend_head]
             body = self._body_kept
@@ -480,8 +477,7 @@ class HttpExchange:
             return
         self._finished = True
         ctx = self.ctx
-        ctx.worker.stats.busy -= 1
-        ctx.worker.stats.errors += 1
+        self._account_end(error=True)
         if self._head_sent:
             log.warning("backend %s failed mid-response: %s", ctx.match.url, error)
             ctx.aborted = True
@@ -489,12 +485,17 @@ class HttpExchange:
             return
         self.front.upstream_error(ctx, error)
 
+    def _account_end(self, error: bool) -> None:
+        """The worker's shared counters for this request: exactly once per request."""
+        ctx = self.ctx
+        ctx.worker.slot.end(ctx.bytes_to_backend, ctx.bytes_from_backend, error)
+
     def client_gone(self) -> None:
         """The client connection closed: stop everything, never reuse the backend."""
         if self._finished:
             return
         self._finished = True
-        self.ctx.worker.stats.busy -= 1
+        self._account_end(error=False)
         if self._connect_task is not None:
             self._connect_task.cancel()
             self._connect_task = None

@@ -26,6 +26,8 @@ from portico.proxy.pipeline import Pipeline
 from portico.server.accesslog import build_access_logs
 from portico.server.front import FrontConnection
 from portico.server.listener import ListenAddress, open_listener, resolve_listens
+from portico.state.scoreboard import Scoreboard
+from portico.upstream.shared import scoreboard_for
 
 log = logging.getLogger("portico.server")
 
@@ -35,10 +37,13 @@ class ProxyServer:
 
     def __init__(self, config_path: str, defines: Sequence[str] = (),
                  server_root: str | None = None, *, standalone: bool = True,
-                 listen: Callable[[ListenAddress], socket.socket] = open_listener) -> None:
+                 listen: Callable[[ListenAddress], socket.socket] = open_listener,
+                 scoreboard: Scoreboard | None = None, lane: int = 0) -> None:
         """``standalone=False`` is a worker under the master (server/workers.py): it writes
         no PidFile and installs no signal handlers (its owner calls ``stop()``/``retire()``).
         ``listen`` gives the listening socket for an address (the master hands its own out).
+        ``scoreboard``/``lane``: the shared board the master made and this process's lane in
+        it; a standalone server (``-X``) makes its own one-lane board.
         """
         self.config_path = config_path
         self.defines = tuple(defines)
@@ -56,6 +61,21 @@ class ProxyServer:
         self._access_logs = None
         self._flush_task: asyncio.Task[None] | None = None
         self._old_pipelines: list[tuple[Pipeline, object]] = []
+        self.scoreboard = scoreboard
+        self._lane = lane
+
+    def _board_for(self, config: ServerConfig) -> Scoreboard:
+        """This process's scoreboard for ``config`` (bound to its lane)."""
+        if self.standalone:  # -X: one process, its own board, migrated across reloads
+            previous = self.scoreboard
+            board = scoreboard_for(config, 1, previous=previous)
+            board.bind(0)
+            self.scoreboard = board
+        elif self.scoreboard is None:
+            raise ConfigError("a worker process needs the master's scoreboard")
+        else:
+            self.scoreboard.bind(self._lane)
+        return self.scoreboard
 
     def load(self) -> ServerConfig:
         return load_config(self.config_path, self.defines, self.server_root)
@@ -66,7 +86,8 @@ class ProxyServer:
         self.config = config or self.load()
         self._apply_logging(self.config)
         self._access_logs = build_access_logs(self.config)
-        self.pipeline = Pipeline(self.config, self._access_logs.by_vhost)
+        board = self._board_for(self.config)
+        self.pipeline = Pipeline(self.config, self._access_logs.by_vhost, board)
         await self._sync_listeners(self.config)
         self.ready.set()
         if self.standalone:
@@ -128,9 +149,16 @@ class ProxyServer:
             log.error("reload failed, keeping the running configuration: %s", exc)
             return
         old_pipeline, old_logs = self.pipeline, self._access_logs
+        try:
+            access_logs = build_access_logs(config)
+            board = self._board_for(config) if self.standalone else self.scoreboard
+            pipeline = Pipeline(config, access_logs.by_vhost, board)
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
         self._apply_logging(config)
-        self._access_logs = build_access_logs(config)
-        self.pipeline = Pipeline(config, self._access_logs.by_vhost)
+        self._access_logs = access_logs
+        self.pipeline = pipeline
         self.config = config
         try:
             await self._sync_listeners(config)

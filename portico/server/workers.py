@@ -65,6 +65,8 @@ from portico.logs.errorlog import NOTICE, setup_error_log
 from portico.server.accesslog import build_access_logs
 from portico.server.listener import ListenAddress, resolve_listens
 from portico.server.serve import ProxyServer
+from portico.state.scoreboard import Scoreboard
+from portico.upstream.shared import scoreboard_for
 
 try:
     import uvloop
@@ -209,6 +211,7 @@ class Generation:
     config: ServerConfig
     count: int
     sockets: SocketMap
+    scoreboard: Scoreboard | None = None   # shared by every worker of this generation
     slots: list[WorkerProc | None] = field(default_factory=list)
     streaks: list[int] = field(default_factory=list)   # fast crashes in a row, per slot
 
@@ -374,7 +377,12 @@ class Master:
     # -- generations --------------------------------------------------------------------------
     def _start_generation(self, config: ServerConfig, sockets: SocketMap) -> None:
         self._generations += 1
-        gen = Generation(self._generations, config, len(next(iter(sockets.values()))), sockets)
+        count = len(next(iter(sockets.values())))
+        # The board is made before forking so every worker of the generation shares it;
+        # it takes over the runtime state of the serving generation (rule 11, reloads).
+        previous = self.current.scoreboard if self.current is not None else None
+        board = scoreboard_for(config, count, self._generations, previous)
+        gen = Generation(self._generations, config, count, sockets, board)
         self.pending = gen
         for slot in range(gen.count):
             self._spawn(gen, slot)
@@ -394,7 +402,11 @@ class Master:
         except (ConfigError, OSError) as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             return
-        self._start_generation(config, sockets)
+        try:
+            self._start_generation(config, sockets)
+        except ConfigError as exc:
+            self.listeners.discard(sockets)
+            log.error("reload failed, keeping the running configuration: %s", exc)
 
     def load_checked(self) -> ServerConfig:
         """Parse the config file and check what a worker would only find out later (log
@@ -520,6 +532,10 @@ class Master:
             gen = pending
         if gen is None or proc.generation != gen.number:
             return
+        if gen.scoreboard is not None:
+            # Its in-flight counts and any lock it held die with it, before a replacement
+            # takes the same lane.
+            gen.scoreboard.release_lane(proc.slot, proc.pid)
         gen.slots[proc.slot] = None
         lived = time.monotonic() - proc.started
         gen.streaks[proc.slot] = gen.streaks[proc.slot] + 1 if lived < FAST_CRASH else 1
@@ -596,7 +612,7 @@ class Master:
         os.close(self._wake[1])
         os.close(self._lifeline[1])
         plan = WorkerPlan(self.config_path, self.defines, self.server_root, gen.config, own,
-                          ready_fd, self._lifeline[0])
+                          ready_fd, self._lifeline[0], gen.scoreboard, slot)
         return run_worker(plan)
 
     # -- master-side files ----------------------------------------------------------------------
@@ -644,6 +660,8 @@ class WorkerPlan:
     sockets: dict[ListenAddress, socket.socket]
     ready_fd: int       # write end: b"R" once the listeners accept, or b"E" + why not
     lifeline_fd: int    # read end: EOF means the master is gone
+    scoreboard: Scoreboard | None = None
+    lane: int = 0       # this worker's lane in the scoreboard (its slot number)
 
 
 def run_worker(plan: WorkerPlan) -> int:
@@ -669,7 +687,8 @@ def run_worker(plan: WorkerPlan) -> int:
 async def _serve_worker(plan: WorkerPlan) -> None:
     loop = asyncio.get_running_loop()
     server = ProxyServer(plan.config_path, plan.defines, plan.server_root, standalone=False,
-                         listen=plan.sockets.__getitem__)
+                         listen=plan.sockets.__getitem__, scoreboard=plan.scoreboard,
+                         lane=plan.lane)
     loop.add_signal_handler(signal.SIGTERM, server.stop)
     loop.add_signal_handler(signal.SIGUSR2, server.retire)
 

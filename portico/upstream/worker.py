@@ -1,4 +1,5 @@
-"""The run-time side of one worker (a backend URL): its pool, its connector and its counters.
+"""The run-time side of one worker (a backend URL): its pool, its connector and its shared
+record in the scoreboard.
 
 Workers are built once per configuration generation from ``WorkerSpec``s; effective timeouts
 that depend on the request's scope (ProxyTimeout of the vhost) are resolved per request by
@@ -7,33 +8,20 @@ that depend on the request's scope (ProxyTimeout of the vhost) are resolved per 
 
 from __future__ import annotations
 
-__all__ = ["Worker", "WorkerStats"]
-
-from dataclasses import dataclass
+__all__ = ["Worker"]
 
 from portico.config.model import CoreSettings, ProxySettings, WorkerSpec
+from portico.state.scoreboard import WorkerSlot
 from portico.upstream.connect import Connector
 from portico.upstream.pool import Pool
-
-
-@dataclass(slots=True)
-class WorkerStats:
-    """Per-process counters (the shared scoreboard aggregates them across processes)."""
-
-    requests: int = 0
-    errors: int = 0
-    busy: int = 0
-    bytes_sent: int = 0      # to the backend ("transferred")
-    bytes_read: int = 0      # from the backend
-    retries: int = 0
 
 
 class Worker:
     """One backend URL at run time. A ``$n`` worker keeps one pool per host:port it reaches."""
 
-    __slots__ = ("_pools", "connector", "name", "plans", "pool", "spec", "stats")
+    __slots__ = ("_pools", "connector", "name", "plans", "pool", "slot", "spec")
 
-    def __init__(self, spec: WorkerSpec, settings: ProxySettings) -> None:
+    def __init__(self, spec: WorkerSpec, settings: ProxySettings, slot: WorkerSlot) -> None:
         self.spec = spec
         self.name = spec.name
         p = spec.params
@@ -43,7 +31,7 @@ class Worker:
             spec, settings.tls,
             receive_buffer=p.receivebuffersize or settings.receivebuffersize,
             source_address=settings.source_address)
-        self.stats = WorkerStats()
+        self.slot = slot  # the shared record: status, busy, elected, bytes (scoreboard)
         self.plans: dict[int, object] = {}  # the pipeline's per-scope request plans
 
     def _new_pool(self) -> Pool:
