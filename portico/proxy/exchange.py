@@ -38,6 +38,9 @@ class RequestContext:
         "override_headers", "bytes_to_backend", "bytes_from_backend", "bytes_to_client",
         "header_bytes_from_backend", "body_bytes", "bytes_in", "aborted", "end_ns",
         "env", "notes", "request_trailers", "handler_state", "error_note", "body_limit",
+        # balancing (§7.4, §7.5)
+        "balancer", "balancer_match", "member_index", "attempts", "vhost_runtime",
+        "max_forwards", "sent_at", "status_line_len",
     )
 
     def __init__(self, front: Any, head: RequestHead, start_ns: int) -> None:
@@ -93,3 +96,11 @@ class RequestContext:
         self.handler_state: Any = None
         self.error_note = ""
         self.body_limit = 0
+        self.balancer: Any = None
+        self.balancer_match: Any = None
+        self.member_index = -1
+        self.attempts = 0
+        self.vhost_runtime: Any = None
+        self.max_forwards: bytes | None = None
+        self.sent_at = 0.0
+        self.status_line_len = 0

@@ -183,9 +183,9 @@ def build_request_head(req: BackendRequest, headers: Headers,
         out.append(b"Transfer-Encoding: chunked\r\n")
     elif req.body_length is not None:
         out += (b"Content-Length: ", b"%d" % req.body_length, b"\r\n")
-    if req.close:
-        out.append(b"Connection: close\r\n")
-    out.append(b"\r\n")
+    # httpd always states the connection's fate; bytraffic counts these bytes, so saying
+    # the same keeps its schedules identical to httpd's.
+    out.append(b"Connection: close\r\n\r\n" if req.close else b"Connection: Keep-Alive\r\n\r\n")
     return b"".join(out)
 
 

@@ -16,16 +16,16 @@ import os
 from typing import TYPE_CHECKING
 
 from portico.config.model import ProxySettings, ServerConfig, VirtualHost
-from portico.errors import ConfigError
 from portico.protocols.events import BodyKind, RequestHead
 from portico.protocols.http1 import RequestLimits
 from portico.proxy.exchange import RequestContext
 from portico.proxy.headers import BackendRequest, build_request_head, max_forwards_action
 from portico.proxy.reverse import ReverseMapper
-from portico.proxy.routing import Router, VhostSelector
+from portico.proxy.routing import Match, Router, VhostSelector
 from portico.proxy.uri import BadTarget, parse_target
 from portico.schemes.http import HttpExchange
 from portico.state.scoreboard import Scoreboard
+from portico.upstream.balancer import Balancer
 from portico.upstream.shared import scoreboard_for
 from portico.upstream.worker import Worker
 
@@ -78,11 +78,6 @@ class Pipeline:
         self.limits = RequestLimits(
             max_line=core.limit_request_line, max_field_size=core.limit_request_field_size,
             max_fields=core.limit_request_fields, max_body=0)  # LimitRequestBody: per request
-        if getattr(config, "balancers", None):
-            first = next(iter(config.balancers.values()))
-            raise ConfigError("balancer:// routing is not served yet (config only): "
-                              f"{first.name}", first.source.file, first.source.line,
-                              "BalancerMember")
         if scoreboard is None:
             scoreboard = scoreboard_for(config, 1)
             scoreboard.bind(0)
@@ -92,6 +87,9 @@ class Pipeline:
             name: Worker(spec, config.main.settings,
                          scoreboard.worker(spec.name, getattr(spec, "balancer", None)))
             for name, spec in config.workers.items()}
+        self.balancers: dict[str, Balancer] = {
+            name: Balancer(spec, [self.workers[key] for key in spec.member_keys], scoreboard)
+            for name, spec in (getattr(config, "balancers", None) or {}).items()}
         default_port = config.listens[0].port if config.listens else 80
         logs = access_logs or {}
         self._main = _VhostRuntime(config.main, Router(config.main, config.workers),
@@ -182,6 +180,19 @@ class Pipeline:
             front.local_error(ctx, 404)
             return None
         ctx.match = match
+        if match.balancer is not None:
+            balancer = self.balancers.get(match.balancer)
+            if balancer is None:
+                log.error("no balancer %s for %s", match.balancer, match.url)
+                front.local_error(ctx, 500, proxy_error=True, detail="no such balancer")
+                return None
+            ctx.balancer = balancer
+            ctx.balancer_match = match
+            ctx.vhost_runtime = vrt
+            ctx.max_forwards = max_forwards
+            if not self._assign_member(ctx):
+                return None
+            match = ctx.match
         worker = self.workers.get(match.worker)
         if worker is None or worker.spec.scheme not in _HTTP_SCHEMES:
             log.error("no protocol handler was valid for the URL %s", match.url)
@@ -200,6 +211,63 @@ class Pipeline:
         exchange = HttpExchange(ctx)
         exchange.start()
         return exchange
+
+    def _assign_member(self, ctx: RequestContext, exclude: frozenset[int] = frozenset()
+                       ) -> bool:
+        """Let the balancer pick a member for ``ctx`` (§7.4); False when answered (503).
+
+        Sets ``ctx.match`` to the member's target: the member URL followed by everything
+        after ``balancer://name`` in the balancer URL.
+        """
+        balancer = ctx.balancer
+        bmatch = ctx.balancer_match
+        cookie = _header(ctx.head, b"cookie")
+        choice = balancer.choose(bmatch.url, cookie, exclude)
+        if choice.index is None:
+            why = ("the session's member is not available (nofailover)" if choice.refused
+                   else "all members of the balancer are unavailable")
+            log.error("%s: %s", balancer.name, why)
+            ctx.front.local_error(ctx, 503, proxy_error=True, detail=why)
+            return False
+        member = balancer.members[choice.index]
+        spec = member.spec
+        path = spec.path + bmatch.path  # concatenated as written, like httpd (§7.4)
+        ctx.member_index = choice.index
+        ctx.match = Match(bmatch.route, spec.key, spec.name + bmatch.path,
+                          spec.host, spec.port, path or "/", balancer.name)
+        env = ctx.env if ctx.env is not None else {}
+        env["BALANCER_NAME"] = balancer.name
+        env["BALANCER_WORKER_NAME"] = spec.name
+        env["BALANCER_WORKER_ROUTE"] = spec.params.route
+        sticky = choice.sticky
+        if sticky is not None and sticky.route is not None:
+            env["BALANCER_SESSION_STICKY"] = sticky.source
+            env["BALANCER_SESSION_ROUTE"] = sticky.route
+        if balancer.sticky is not None and (sticky is None or sticky.changed
+                                            or sticky.index is None):
+            env["BALANCER_ROUTE_CHANGED"] = "1"
+        ctx.env = env
+        return True
+
+    def failover(self, ctx: RequestContext) -> bool | None:
+        """Choose another member after a connection failure (§7.5).
+
+        True: ``ctx`` now targets another member; False: give up (the caller answers);
+        None: no member was left and the 503 has been sent.
+        """
+        balancer = ctx.balancer
+        if balancer is None or ctx.attempts >= balancer.params.maxattempts:
+            return False
+        if balancer.usable(ctx.member_index):
+            return False  # httpd retries only while the failed member is unusable
+        ctx.attempts += 1
+        if not self._assign_member(ctx):
+            return None
+        worker = self.workers[ctx.match.worker]
+        ctx.worker = worker
+        self._prepare_backend(ctx, ctx.head, ctx.vhost_runtime, ctx.settings, worker,
+                              ctx.max_forwards)
+        return True
 
     def _prepare_backend(self, ctx: RequestContext, head: RequestHead, vrt: _VhostRuntime,
                          settings: ProxySettings, worker: Worker,
@@ -260,6 +328,14 @@ class Pipeline:
     def close(self) -> None:
         for worker in self.workers.values():
             worker.close()
+
+
+def _header(head: RequestHead, name: bytes) -> str | None:
+    """All values of one request header joined with "; " (Cookie merging), or None."""
+    values = [v for n, v in head.headers if len(n) == len(name) and n.lower() == name]
+    if not values:
+        return None
+    return "; ".join(v.decode("latin-1") for v in values)
 
 
 def _host_of(head: RequestHead) -> str | None:

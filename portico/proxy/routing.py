@@ -39,13 +39,14 @@ class Match:
     host: str                   # backend host and port to connect to
     port: int
     path: str                   # request-target sent to the backend (path?query)
+    balancer: str | None = None  # "balancer://name" when a balancer picks the member
 
 
 class CompiledRoute:
     """A Route with its target pre-split and its match function chosen."""
 
-    __slots__ = ("alias", "alias_ends_slash", "base", "longer_workers", "pattern", "route",
-                 "scheme", "target_host", "target_port", "worker")
+    __slots__ = ("alias", "alias_ends_slash", "balancer", "base", "longer_workers", "pattern",
+                 "route", "scheme", "target_host", "target_port", "worker")
 
     def __init__(self, route: Route, workers: Mapping[str, WorkerSpec]) -> None:
         self.route = route
@@ -59,7 +60,13 @@ class CompiledRoute:
         self.target_host = ""
         self.target_port = 0
         self.longer_workers: tuple[WorkerSpec, ...] = ()
-        if route.target is not None and self.worker is not None:
+        self.balancer: str | None = None
+        if route.target is not None and route.target[:11].lower() == "balancer://":
+            # The member's URL replaces "balancer://name" when a member is chosen (§7.4).
+            self.balancer = route.worker
+            self.scheme = "balancer"
+            self.base = urlsplit(route.target).path
+        elif route.target is not None and self.worker is not None:
             url = _nominal_url(route.target)
             if "$" not in url or not self.worker.has_placeholders:
                 parts = urlsplit(url)
@@ -202,6 +209,11 @@ class Router:
         return self._finish(compiled, parts.path or "/", target)
 
     def _finish(self, compiled: CompiledRoute, path: str, target: ParsedTarget) -> Match:
+        if compiled.balancer is not None:
+            if target.query is not None and "?" not in path:
+                path = f"{path}?{target.query}"
+            return Match(compiled.route, compiled.balancer, compiled.balancer + path, "", 0,
+                         path, compiled.balancer)
         worker = compiled.worker
         assert worker is not None
         url = f"{compiled.scheme}://{worker.host}:{worker.port}{path}"

@@ -42,6 +42,10 @@ log = logging.getLogger("portico.proxy")
 
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _REPLAY_LIMIT = 64 * 1024   # request body kept for a retry on a fresh connection
+# Failures that httpd's handler reports as 503 and that move a balanced request to another
+# member (§7.5): the request never reached the backend.
+_FAILOVER_KINDS = frozenset({UpstreamErrorKind.CONNECT, UpstreamErrorKind.CONNECT_TIMEOUT,
+                             UpstreamErrorKind.POOL_EXHAUSTED})
 
 
 class HttpBackend(asyncio.Protocol):
@@ -213,8 +217,12 @@ class HttpExchange:
     # -- request side ---------------------------------------------------------------------
     def start(self) -> None:
         """Send the request head on a pooled connection, or start connecting."""
-        self._pending.append(self.ctx.backend_head)
-        self.ctx.worker.slot.begin()
+        ctx = self.ctx
+        self._pending.insert(0, ctx.backend_head)
+        if ctx.balancer is not None:
+            ctx.balancer.start(ctx.member_index)
+        else:
+            ctx.worker.slot.begin()
         conn = None if self.ctx.no_pooled else self._pool.take_idle()
         if conn is not None:
             self._attach(conn, reused=True)  # type: ignore[arg-type]
@@ -271,6 +279,7 @@ class HttpExchange:
         assert t is not None
         self.front.flow.link(t.pause_reading, t.resume_reading)
         conn.arm_timeout(self.ctx.timeout)
+        self.ctx.sent_at = conn.loop.time()
         pending = self._pending
         self._pending = []
         if len(pending) == 1:
@@ -342,6 +351,11 @@ class HttpExchange:
         ctx.backend_status = head.status
         ctx.status = head.status
         ctx.response_keep_alive = head.keep_alive
+        ctx.status_line_len = 13 + (len(head.reason) + 1 if head.reason else 0)
+        if ctx.balancer is not None:
+            if conn is not None:
+                ctx.balancer.first_byte(ctx.member_index, conn.loop.time() - ctx.sent_at)
+            ctx.balancer.after_response(ctx.member_index, head.status, False)
         settings = ctx.settings
         if settings.error_override and 400 <= head.status <= 599 and (
                 not settings.error_override_codes
@@ -478,6 +492,14 @@ class HttpExchange:
         self._finished = True
         ctx = self.ctx
         self._account_end(error=True)
+        balancer = ctx.balancer
+        if balancer is not None:
+            if error.kind in _FAILOVER_KINDS and not self._head_sent:
+                balancer.mark_error(ctx.member_index)  # §6.4: a connect failure → E
+                if self._failover():
+                    return
+            elif error.kind is UpstreamErrorKind.TIMEOUT:
+                balancer.after_response(ctx.member_index, None, True)
         if self._head_sent:
             log.warning("backend %s failed mid-response: %s", ctx.match.url, error)
             ctx.aborted = True
@@ -488,7 +510,31 @@ class HttpExchange:
     def _account_end(self, error: bool) -> None:
         """The worker's shared counters for this request: exactly once per request."""
         ctx = self.ctx
-        ctx.worker.slot.end(ctx.bytes_to_backend, ctx.bytes_from_backend, error)
+        if ctx.balancer is not None:
+            # bytraffic counts what httpd counts: the status line (no CRLF) and the body.
+            ctx.balancer.end(ctx.member_index, ctx.bytes_to_backend,
+                             ctx.status_line_len + ctx.body_bytes, error)
+        else:
+            ctx.worker.slot.end(ctx.bytes_to_backend, ctx.bytes_from_backend, error)
+
+    def _failover(self) -> bool:
+        """Hand the request to another member (§7.5); False when there is none to try."""
+        ctx = self.ctx
+        front = self.front
+        outcome = front.pipeline.failover(ctx)
+        if outcome is None:
+            return True   # the pipeline answered (no member left: 503)
+        if not outcome:
+            return False
+        log.info("%s: member failed, retrying on %s", ctx.balancer.name, ctx.match.url)
+        successor = HttpExchange(ctx)
+        successor._pending = self._pending[1:] if self._pending else []
+        successor._body_kept = self._body_kept
+        successor._replayable = self._replayable
+        successor._request_done = self._request_done
+        front.handler = successor
+        successor.start()
+        return True
 
     def client_gone(self) -> None:
         """The client connection closed: stop everything, never reuse the backend."""
