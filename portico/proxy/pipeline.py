@@ -13,6 +13,7 @@ __all__ = ["Pipeline"]
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from portico.config.model import ProxySettings, ServerConfig, VirtualHost
@@ -46,22 +47,24 @@ class _VhostRuntime:
                  "vhost")
 
     def __init__(self, vhost: VirtualHost, router: Router, access_logs: VhostAccessLogs | None,
-                 default_port: int) -> None:
+                 default_port: int, balancers: Mapping[str, Sequence[str]]) -> None:
         self.vhost = vhost
         self.router = router
         self.server_name = vhost.server_name or "localhost"
-        self.mapper = _mapper(vhost.reverse, vhost.cookie_domains, vhost.cookie_paths)
+        self.mapper = _mapper(vhost.reverse, vhost.cookie_domains, vhost.cookie_paths,
+                              balancers)
         self.location_mappers = {
             id(loc): _mapper(loc.reverse + vhost.reverse, loc.cookie_domains
-                             + vhost.cookie_domains, loc.cookie_paths + vhost.cookie_paths)
+                             + vhost.cookie_domains, loc.cookie_paths + vhost.cookie_paths,
+                             balancers)
             for loc in vhost.locations}
         self.access_logs = access_logs
 
 
-def _mapper(urls, domains, paths) -> ReverseMapper | None:
+def _mapper(urls, domains, paths, balancers) -> ReverseMapper | None:
     if not (urls or domains or paths):
         return None
-    return ReverseMapper(urls, domains, paths)
+    return ReverseMapper(urls, domains, paths, balancers)
 
 
 class Pipeline:
@@ -92,10 +95,13 @@ class Pipeline:
             for name, spec in (getattr(config, "balancers", None) or {}).items()}
         default_port = config.listens[0].port if config.listens else 80
         logs = access_logs or {}
+        members = {name.lower(): list(spec.members)
+                   for name, spec in (getattr(config, "balancers", None) or {}).items()}
         self._main = _VhostRuntime(config.main, Router(config.main, config.workers),
-                                   logs.get(id(config.main)), default_port)
+                                   logs.get(id(config.main)), default_port, members)
         self._vhosts = [
-            _VhostRuntime(vh, Router(vh, config.workers), logs.get(id(vh)), default_port)
+            _VhostRuntime(vh, Router(vh, config.workers), logs.get(id(vh)), default_port,
+                          members)
             for vh in config.vhosts]
         self._by_router = {id(v.router): v for v in [self._main, *self._vhosts]}
         self._selector = VhostSelector(self._main.router, [v.router for v in self._vhosts])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = ["REVERSE_MAPPED_HEADERS", "ReverseMapper"]
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from portico.config.model import ReverseRule
 
@@ -27,10 +27,26 @@ class ReverseMapper:
     __slots__ = ("_cookie_domains", "_cookie_paths", "_urls")
 
     def __init__(self, urls: Sequence[ReverseRule], cookie_domains: Sequence[ReverseRule],
-                 cookie_paths: Sequence[ReverseRule]) -> None:
-        # (fake, real lowercased, real is path-only)
-        self._urls = tuple((r.fake, _nominal(r.real).lower(), _nominal(r.real).startswith("/"))
-                           for r in urls if r.real)
+                 cookie_paths: Sequence[ReverseRule],
+                 balancers: Mapping[str, Sequence[str]] | None = None) -> None:
+        """``balancers`` maps ``balancer://name`` (lowercased) to its member URLs, for rules
+        whose real side is a balancer URL (§3.1: the value is compared with each member)."""
+        # (fake, real lowercased, real is path-only, member URLs or None, balancer url part)
+        entries = []
+        for r in urls:
+            if not r.real:
+                continue
+            real = _nominal(r.real)
+            members = None
+            urlpart = ""
+            if real[:11].lower() == "balancer://" and balancers is not None:
+                rest = real[11:]
+                name, slash, tail = rest.partition("/")
+                members = balancers.get(("balancer://" + name).lower())
+                urlpart = slash + tail
+            entries.append((r.fake, real.lower(), real.startswith("/"),
+                            tuple(members) if members is not None else None, urlpart))
+        self._urls = tuple(entries)
         self._cookie_domains = tuple((r.real.lower(), r.fake) for r in cookie_domains)
         self._cookie_paths = tuple((r.real, r.fake) for r in cookie_paths)
 
@@ -44,7 +60,12 @@ class ReverseMapper:
 
     def location(self, value: str, base: str) -> str:
         """Map a Location-style header value; ``base`` is this server's scheme://host[:port]."""
-        for fake, real, path_only in self._urls:
+        for fake, real, path_only, members, urlpart in self._urls:
+            if members is not None:
+                mapped = _via_members(value, fake, members, urlpart)
+                if mapped is not None:
+                    return mapped if "://" in mapped else base + mapped
+                continue
             part = value
             if path_only:
                 part = _path_of(value)
@@ -75,6 +96,22 @@ class ReverseMapper:
                         changed = True
                         break
         return ";".join(attrs) if changed else value
+
+
+def _via_members(value: str, fake: str, members: Sequence[str], urlpart: str) -> str | None:
+    """§3.1's balancer branch: match ``value`` against each member URL."""
+    low = value.lower()
+    for name in members:
+        if urlpart and urlpart != "/":
+            base = name[:-1] if name.endswith("/") else name
+            if low.startswith(base.lower()) and value[len(base):].startswith(urlpart):
+                return fake + value[len(base) + len(urlpart):]
+        elif low.startswith(name.lower()):
+            rest = value[len(name):]
+            if fake == "/" and rest.startswith("/"):
+                return rest  # no "//"
+            return fake + rest
+    return None
 
 
 def _path_of(value: str) -> str:
