@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = ["Pipeline"]
 
+import asyncio
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -185,6 +186,14 @@ class Pipeline:
         if match is None:
             front.local_error(ctx, 404)
             return None
+        mapper = vrt.mapper
+        if locations:
+            for loc, _ in locations:
+                if loc.reverse or loc.cookie_domains or loc.cookie_paths:
+                    mapper = vrt.location_mappers[id(loc)]
+        ctx.mapper = mapper
+        if mapper is not None:
+            ctx.base_url = f"{front.scheme}://{host_header or _server_authority(vrt, front)}"
         ctx.match = match
         if match.balancer is not None:
             balancer = self.balancers.get(match.balancer)
@@ -196,8 +205,11 @@ class Pipeline:
             ctx.balancer_match = match
             ctx.vhost_runtime = vrt
             ctx.max_forwards = max_forwards
-            if not self._assign_member(ctx):
-                return None
+            wait = balancer.params.timeout
+            if not self._assign_member(ctx, answer=wait <= 0):
+                if ctx.status:
+                    return None  # answered: 503
+                return self._wait_for_member(ctx, wait, settings, head)
             match = ctx.match
         worker = self.workers.get(match.worker)
         if worker is None or worker.spec.scheme not in _HTTP_SCHEMES:
@@ -205,22 +217,15 @@ class Pipeline:
             front.local_error(ctx, 500, proxy_error=True, detail="no protocol handler was valid")
             return None
         ctx.worker = worker
-        mapper = vrt.mapper
-        if locations:
-            for loc, _ in locations:
-                if loc.reverse or loc.cookie_domains or loc.cookie_paths:
-                    mapper = vrt.location_mappers[id(loc)]
-        ctx.mapper = mapper
-        if mapper is not None:
-            ctx.base_url = f"{front.scheme}://{host_header or _server_authority(vrt, front)}"
         self._prepare_backend(ctx, head, vrt, settings, worker, max_forwards)
         exchange = HttpExchange(ctx)
         exchange.start()
         return exchange
 
-    def _assign_member(self, ctx: RequestContext, exclude: frozenset[int] = frozenset()
-                       ) -> bool:
-        """Let the balancer pick a member for ``ctx`` (§7.4); False when answered (503).
+    def _assign_member(self, ctx: RequestContext, exclude: frozenset[int] = frozenset(),
+                       answer: bool = True) -> bool:
+        """Let the balancer pick a member for ``ctx`` (§7.4); False when there is none (then
+        a 503 has been sent, unless ``answer`` is False and the balancer may still wait).
 
         Sets ``ctx.match`` to the member's target: the member URL followed by everything
         after ``balancer://name`` in the balancer URL.
@@ -229,6 +234,8 @@ class Pipeline:
         bmatch = ctx.balancer_match
         cookie = _header(ctx.head, b"cookie")
         choice = balancer.choose(bmatch.url, cookie, exclude)
+        if choice.index is None and not answer and not choice.refused:
+            return False
         if choice.index is None:
             why = ("the session's member is not available (nofailover)" if choice.refused
                    else "all members of the balancer are unavailable")
@@ -254,6 +261,35 @@ class Pipeline:
             env["BALANCER_ROUTE_CHANGED"] = "1"
         ctx.env = env
         return True
+
+    def _wait_for_member(self, ctx: RequestContext, wait: float, settings: ProxySettings,
+                         head: RequestHead) -> HttpExchange:
+        """Balancer ``timeout``: look for a usable member every wait/100 s, up to ``wait``
+        (§7.4); the request body meanwhile waits in the exchange (bounded as usual)."""
+        exchange = HttpExchange(ctx)
+
+        async def poll() -> None:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            step = max(wait / 100, 0.01)
+            while True:
+                await asyncio.sleep(step)
+                if exchange.finished:  # the client went away
+                    return
+                last = loop.time() >= deadline
+                if self._assign_member(ctx, answer=last):
+                    break
+                if last:
+                    exchange.abandon()
+                    return
+            worker = self.workers[ctx.match.worker]
+            ctx.worker = worker
+            self._prepare_backend(ctx, head, ctx.vhost_runtime, settings, worker,
+                                  ctx.max_forwards)
+            exchange.start()
+
+        exchange.waiting = asyncio.get_running_loop().create_task(poll())
+        return exchange
 
     def failover(self, ctx: RequestContext) -> bool | None:
         """Choose another member after a connection failure (§7.5).

@@ -194,7 +194,7 @@ class HttpExchange:
 
     __slots__ = ("_backend", "_body_kept", "_connect_task", "_override", "_pending",
                  "_replayable", "_request_done", "_response_framing", "_retried",
-                 "_head_sent", "ctx", "front", "_finished",
+                 "_head_sent", "ctx", "front", "_finished", "waiting",
                  "_pool", "_chunked_out")
 
     def __init__(self, ctx: RequestContext) -> None:
@@ -212,12 +212,15 @@ class HttpExchange:
         self._override = False
         self._response_framing = ResponseFraming.NONE
         self._chunked_out = ctx.request_chunked
-        self._pool = ctx.worker.pool_for(ctx.match.host, ctx.match.port)
+        self._pool: Pool | None = None   # known once the worker is (a balancer may wait)
+        self.waiting: asyncio.Task[None] | None = None   # the balancer `timeout` wait
 
     # -- request side ---------------------------------------------------------------------
     def start(self) -> None:
         """Send the request head on a pooled connection, or start connecting."""
         ctx = self.ctx
+        self.waiting = None
+        self._pool = ctx.worker.pool_for(ctx.match.host, ctx.match.port)
         self._pending.insert(0, ctx.backend_head)
         if ctx.balancer is not None:
             ctx.balancer.start(ctx.member_index)
@@ -536,11 +539,24 @@ class HttpExchange:
         successor.start()
         return True
 
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def abandon(self) -> None:
+        """Nothing was started and the pipeline answered the request itself."""
+        self._finished = True
+        self.waiting = None
+
     def client_gone(self) -> None:
         """The client connection closed: stop everything, never reuse the backend."""
         if self._finished:
             return
         self._finished = True
+        if self.waiting is not None:
+            self.waiting.cancel()
+            self.waiting = None
+            return   # nothing was started: nothing to account
         self._account_end(error=False)
         if self._connect_task is not None:
             self._connect_task.cancel()
