@@ -19,6 +19,8 @@ __all__ = [
 ]
 
 import dataclasses
+import functools
+import importlib.metadata
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 
@@ -234,8 +236,13 @@ def parse_worker_params(
 
 #: The lbmethod names a config may use. The one place that lists them: the runtime's lbmethod
 #: registry must provide each (third-party methods are added here when they are registered).
-LBMETHODS: frozenset[str] = frozenset({"byrequests", "bytraffic", "bybusyness", "heartbeat",
-                                       "p2c"})
+LBMETHODS: frozenset[str] = frozenset({"byrequests", "bytraffic", "bybusyness", "p2c"})
+
+
+@functools.cache
+def _plugin_lbmethods() -> frozenset[str]:
+    """lbmethods third parties publish (entry point group ``portico.lbmethods``)."""
+    return frozenset(ep.name for ep in importlib.metadata.entry_points(group="portico.lbmethods"))
 
 _NAME_LIMIT = 64      # httpd's sticky session and nonce buffers
 _NONCE_LIMIT = 36
@@ -243,8 +250,9 @@ _NONCE_LIMIT = 36
 
 def _lbmethod(raw: str) -> dict[str, object]:
     # httpd looks the provider up by exact name: "ByTraffic" is an unknown lbmethod.
-    if raw not in LBMETHODS:
-        raise ValueError(f"unknown lbmethod (known: {', '.join(sorted(LBMETHODS))})")
+    if raw not in LBMETHODS and raw not in _plugin_lbmethods():
+        known = sorted(LBMETHODS | _plugin_lbmethods())
+        raise ValueError(f"unknown lbmethod (known: {', '.join(known)})")
     return {"lbmethod": raw}
 
 

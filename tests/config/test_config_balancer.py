@@ -50,10 +50,10 @@ def test_section_parameters_and_proxyset_outside(load) -> None:
             BalancerMember http://a:81
         </Proxy>
         ProxySet balancer://C1/ timeout=15 nofailover=On
-        ProxySet balancer://c1 lbmethod=heartbeat
+        ProxySet balancer://c1 lbmethod=p2c
     """)
     params = config.balancers["balancer://c1"].params
-    assert params.lbmethod == "heartbeat"        # later wins
+    assert params.lbmethod == "p2c"              # later wins
     assert params.maxattempts == 5               # explicit beats members-1
     assert params.timeout == 15.0 and params.nofailover is True
     assert params.explicit == {"lbmethod", "maxattempts", "timeout", "nofailover"}
@@ -306,7 +306,8 @@ def test_invalid_balancer_parameters(key, value, reason) -> None:
 
 
 def test_lbmethods_constant_holds_the_required_names() -> None:
-    assert {"byrequests", "bytraffic", "bybusyness", "heartbeat", "p2c"} <= LBMETHODS
+    assert {"byrequests", "bytraffic", "bybusyness", "p2c"} <= LBMETHODS
+    assert "heartbeat" not in LBMETHODS  # refused until the heartbeat issue lands
 
 
 # -- errors: file:line and directive ---------------------------------------------------------------
