@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from portico.config.model import ProxySettings, ServerConfig, VirtualHost
+from portico.errors import ConfigError
 from portico.protocols.events import BodyKind, RequestHead
 from portico.protocols.http1 import RequestLimits
 from portico.proxy.exchange import RequestContext
@@ -28,6 +29,7 @@ from portico.proxy.uri import BadTarget, parse_target
 from portico.schemes.http import HttpExchange
 from portico.state.scoreboard import Scoreboard
 from portico.upstream.balancer import Balancer
+from portico.upstream.lbmethods.registry import UnknownLBMethod
 from portico.upstream.shared import scoreboard_for
 from portico.upstream.worker import Worker
 
@@ -91,9 +93,14 @@ class Pipeline:
             name: Worker(spec, config.main.settings,
                          scoreboard.worker(spec.name, getattr(spec, "balancer", None)))
             for name, spec in config.workers.items()}
-        self.balancers: dict[str, Balancer] = {
-            name: Balancer(spec, [self.workers[key] for key in spec.member_keys], scoreboard)
-            for name, spec in (getattr(config, "balancers", None) or {}).items()}
+        self.balancers: dict[str, Balancer] = {}
+        for name, spec in (getattr(config, "balancers", None) or {}).items():
+            try:
+                self.balancers[name] = Balancer(
+                    spec, [self.workers[key] for key in spec.member_keys], scoreboard)
+            except (UnknownLBMethod, ValueError) as exc:
+                raise ConfigError(str(exc), spec.source.file, spec.source.line,
+                                  "BalancerMember") from None
         default_port = config.listens[0].port if config.listens else 80
         logs = access_logs or {}
         members = {name.lower(): list(spec.members)
