@@ -40,7 +40,7 @@ class RequestContext:
         "env", "notes", "request_trailers", "handler_state", "error_note", "body_limit",
         # balancing (§7.4, §7.5)
         "balancer", "balancer_match", "member_index", "attempts", "vhost_runtime",
-        "max_forwards", "sent_at", "status_line_len",
+        "max_forwards", "sent_at", "status_line_len", "ping",
     )
 
     def __init__(self, front: Any, head: RequestHead, start_ns: int) -> None:
@@ -104,3 +104,4 @@ class RequestContext:
         self.max_forwards: bytes | None = None
         self.sent_at = 0.0
         self.status_line_len = 0
+        self.ping = 0.0

@@ -89,14 +89,16 @@ def max_forwards_action(headers: Headers, method: bytes, configured: int
 class BackendRequest:
     """The inputs of one backend request head that are not in the client's headers."""
 
-    __slots__ = ("body_length", "chunked", "client_ip", "close", "forward_expect", "host",
+    __slots__ = ("add_expect", "body_length", "chunked", "client_ip", "close", "forward_expect",
+                 "host",
                  "max_forwards", "method", "server_name", "target", "via_name",
                  "client_version")
 
     def __init__(self, method: bytes, target: bytes, host: bytes, client_ip: str,
                  server_name: str, via_name: str, client_version: bytes = b"1.1",
                  body_length: int | None = None, chunked: bool = False, close: bool = False,
-                 forward_expect: bool = False, max_forwards: bytes | None = None) -> None:
+                 forward_expect: bool = False, max_forwards: bytes | None = None,
+                 add_expect: bool = False) -> None:
         self.method = method
         self.target = target
         self.host = host
@@ -108,6 +110,7 @@ class BackendRequest:
         self.chunked = chunked
         self.close = close
         self.forward_expect = forward_expect
+        self.add_expect = add_expect   # the worker's ping= asks for a 100 before the body
         self.max_forwards = max_forwards
 
 
@@ -179,6 +182,8 @@ def build_request_head(req: BackendRequest, headers: Headers,
         out += (b"Via: ", b", ".join(via), b"\r\n")
     if req.max_forwards is not None:
         out += (b"Max-Forwards: ", req.max_forwards, b"\r\n")
+    if req.add_expect:
+        out.append(b"Expect: 100-continue\r\n")
     if req.chunked:
         out.append(b"Transfer-Encoding: chunked\r\n")
     elif req.body_length is not None:

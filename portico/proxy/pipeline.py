@@ -350,12 +350,16 @@ class Pipeline:
             ctx.front.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             ctx.sent_continue = True
         ctx.close_backend = not spec.params.enablereuse
+        # ping= (§4.5): on requests with a body, ask the backend for a 100 Continue first and
+        # give up (503, which fails over) if none comes within `ping` seconds.
+        ping = spec.params.ping
+        ctx.ping = ping if ping and head.body_kind != BodyKind.NONE else 0.0
         request = BackendRequest(
             head.method, match.path.encode("latin-1"), host_value, ctx.front.peer_ip,
             vrt.server_name, ctx.via_name, client_version=head.version,
             body_length=None if chunked else head.content_length,
             chunked=chunked, close=ctx.close_backend, forward_expect=forward_expect,
-            max_forwards=max_forwards)
+            max_forwards=max_forwards, add_expect=bool(ctx.ping) and not forward_expect)
         ctx.backend_head = build_request_head(request, head.headers, settings)
 
     # -- logging --------------------------------------------------------------------------

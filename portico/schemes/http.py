@@ -194,7 +194,7 @@ class HttpExchange:
 
     __slots__ = ("_backend", "_body_kept", "_connect_task", "_override", "_pending",
                  "_replayable", "_request_done", "_response_framing", "_retried",
-                 "_head_sent", "ctx", "front", "_finished", "waiting",
+                 "_head_sent", "ctx", "front", "_finished", "waiting", "_held", "_ping_timer",
                  "_pool", "_chunked_out")
 
     def __init__(self, ctx: RequestContext) -> None:
@@ -214,6 +214,8 @@ class HttpExchange:
         self._chunked_out = ctx.request_chunked
         self._pool: Pool | None = None   # known once the worker is (a balancer may wait)
         self.waiting: asyncio.Task[None] | None = None   # the balancer `timeout` wait
+        self._held: list[bytes] | None = None    # body held back until the backend's 100
+        self._ping_timer: asyncio.TimerHandle | None = None
 
     # -- request side ---------------------------------------------------------------------
     def start(self) -> None:
@@ -285,6 +287,11 @@ class HttpExchange:
         self.ctx.sent_at = conn.loop.time()
         pending = self._pending
         self._pending = []
+        if self.ctx.ping:
+            # ping=: send the head alone; the body waits for the 100 (or a final answer).
+            self._held = pending[1:]
+            pending = pending[:1]
+            self._ping_timer = conn.loop.call_later(self.ctx.ping, self._ping_expired)
         if len(pending) == 1:
             t.write(pending[0])
             self.ctx.bytes_to_backend += len(pending[0])
@@ -308,7 +315,12 @@ class HttpExchange:
                 self._replayable = False
         pieces = ((b"%x\r\n" % len(data)), data, b"\r\n") if self._chunked_out else (data,)
         conn = self._backend
-        if conn is not None and conn.transport is not None:
+        if self._held is not None:
+            self._held.extend(pieces)
+            if not self.ctx.resume_client_on_attach and sum(map(len, self._held)) > 65536:
+                self.ctx.resume_client_on_attach = True
+                self.front.pause_reading()
+        elif conn is not None and conn.transport is not None:
             conn.transport.writelines(pieces)
             self.ctx.bytes_to_backend += len(data)
         else:
@@ -328,15 +340,40 @@ class HttpExchange:
 
     def _send_to_backend(self, data: bytes) -> None:
         conn = self._backend
-        if conn is not None and conn.transport is not None:
+        if self._held is not None:
+            self._held.append(data)
+        elif conn is not None and conn.transport is not None:
             conn.transport.write(data)
         else:
             self._pending.append(data)
 
     # -- response side ----------------------------------------------------------------------
+    def _release_held(self) -> None:
+        """The backend said 100 Continue: the held body goes out now."""
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+        held, self._held = self._held, None
+        conn = self._backend
+        if held and conn is not None and conn.transport is not None:
+            conn.transport.writelines(held)
+            self.ctx.bytes_to_backend += sum(map(len, held))
+        if self.ctx.resume_client_on_attach:
+            self.ctx.resume_client_on_attach = False
+            self.front.resume_reading()
+
+    def _ping_expired(self) -> None:
+        self._ping_timer = None
+        if self._held is not None and not self._finished:
+            self.backend_failed(UpstreamError(
+                UpstreamErrorKind.CONNECT,
+                f"no 100 Continue within ping={self.ctx.ping:g}s"))
+
     def on_informational(self, head: InformationalHead) -> None:
         """A 1xx from the backend: relayed to an HTTP/1.1 client (100 only if it asked)."""
         ctx = self.ctx
+        if head.status == 100 and self._held is not None:
+            self._release_held()
         if ctx.client_version != b"1.1":
             return
         if head.status == 100 and not ctx.expect_continue:
@@ -351,6 +388,14 @@ class HttpExchange:
         """The backend's final response head arrived."""
         ctx = self.ctx
         conn = self._backend
+        if self._held is not None:
+            # A final answer instead of 100 (ping=): the body is never sent, so the backend
+            # connection cannot carry another request.
+            if self._ping_timer is not None:
+                self._ping_timer.cancel()
+                self._ping_timer = None
+            self._held = None
+            ctx.close_backend = True
         ctx.backend_status = head.status
         ctx.status = head.status
         ctx.response_keep_alive = head.keep_alive
@@ -458,6 +503,13 @@ class HttpExchange:
         """The backend connection failed, timed out or sent something invalid."""
         if self._finished:
             return
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+        if self._held is not None:
+            # Put the held body back so a failover can send it to the next member.
+            self._pending = [self.ctx.backend_head, *self._held]
+            self._held = None
         conn = self._backend
         got_bytes = conn is not None and conn.bytes_read > 0
         if conn is not None:
@@ -553,6 +605,9 @@ class HttpExchange:
         if self._finished:
             return
         self._finished = True
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
         if self.waiting is not None:
             self.waiting.cancel()
             self.waiting = None
