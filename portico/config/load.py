@@ -20,6 +20,7 @@ from types import MappingProxyType
 
 from portico.config.balancers import host_balancer_fields
 from portico.config.build import BuildState, LocationScope, PendingLog, ServerScope, walk
+from portico.config.directives.hcheck import hcheck_fields
 from portico.config.directives.log import DEFAULT_FORMAT, PREDEFINED_FORMATS
 from portico.config.model import (
     AccessLogSpec,
@@ -80,7 +81,7 @@ def _finish(state: BuildState) -> ServerConfig:
         main=main_host,
         listens=tuple(state.listens),
         vhosts=vhosts,
-        workers=state.workers.freeze(),
+        **hcheck_fields(state, state.workers.freeze()),
         core=main_core,
         log_formats=MappingProxyType(main_formats),
         error_log=_main_error_log(state),

@@ -19,6 +19,9 @@ __all__ = [
     "BalancerSpec",
     "CoreSettings",
     "EncodedSlashes",
+    "HC_TEMPLATE_KEYS",
+    "HCExpr",
+    "HCTemplate",
     "ListenSpec",
     "LocationSpec",
     "ProxySettings",
@@ -40,6 +43,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from portico.expr import Expr
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +329,12 @@ class ServerConfig:
     # Every balancer of the config, keyed by BalancerSpec.name; one balancer per name for the
     # whole config (docs/compat.md). Members are in ``workers`` under ``member_key``.
     balancers: Mapping[str, BalancerSpec] = field(default_factory=lambda: MappingProxyType({}))
+    # Health checks (mod_proxy_hcheck, §10): ProxyHCExpr and ProxyHCTemplate by lowercased
+    # name (httpd looks both up case-insensitively), and ProxyHCTPsize.
+    hc_exprs: Mapping[str, HCExpr] = field(default_factory=lambda: MappingProxyType({}))
+    hc_templates: Mapping[str, HCTemplate] = field(
+        default_factory=lambda: MappingProxyType({}))
+    hc_tpsize: int = 16
 
 
 def member_key(balancer: str, name: str) -> str:
@@ -382,3 +395,37 @@ class BalancerSpec:
     @property
     def member_keys(self) -> tuple[str, ...]:
         return tuple(member_key(self.name, member) for member in self.members)
+
+
+@dataclass(frozen=True, slots=True)
+class HCExpr:
+    """``ProxyHCExpr name {expr}``: the name as written, the expression text, the compiled
+    expression (``expr.evaluate(EvalContext(...)) -> bool``) and where it was defined."""
+
+    name: str
+    text: str
+    expr: Expr
+    source: Source
+
+
+#: The worker parameters a ProxyHCTemplate carries, in the order they are applied.
+HC_TEMPLATE_KEYS = ("hcmethod", "hcinterval", "hcpasses", "hcfails", "hcuri", "hcexpr")
+
+
+@dataclass(frozen=True, slots=True)
+class HCTemplate:
+    """``ProxyHCTemplate name k=v ...``: a complete set of hc* values.
+
+    ``pairs`` holds every key of HC_TEMPLATE_KEYS (lowercased) with its final value: what the
+    directive gave, else what a ``hctemplate=`` it named gave, else the template defaults
+    (hcmethod TCP, hcinterval 30, hcpasses 1, hcfails 1, empty hcuri and hcexpr; §10.2). A
+    worker's ``hctemplate=`` applies them with ``parse_worker_params``.
+    """
+
+    name: str
+    pairs: tuple[tuple[str, str], ...]
+    source: Source
+
+    def value(self, key: str) -> str:
+        """The template's value for ``key`` (one of HC_TEMPLATE_KEYS)."""
+        return dict(self.pairs)[key]

@@ -45,7 +45,8 @@ IMPLEMENTED_MODULES: frozenset[str] = frozenset({
 })
 
 #: Area modules whose tables make up the default registry.
-_AREAS = ("core", "proxy", "balancer", "log", "ssl", "access", "ignored", "foreign")
+_AREAS = ("core", "proxy", "balancer", "hcheck", "log", "ssl", "access", "ignored",
+          "foreign")
 
 
 class Context(enum.Flag):
