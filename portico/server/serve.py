@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from portico.config import load_config
 from portico.config.model import ServerConfig
 from portico.errors import ConfigError
+from portico.health.checker import HealthChecker
 from portico.protocols.events import RequestHead
 from portico.proxy.pipeline import Pipeline
 from portico.server.accesslog import build_access_logs
@@ -63,6 +64,7 @@ class ProxyServer:
         self._old_pipelines: list[tuple[Pipeline, object]] = []
         self.scoreboard = scoreboard
         self._lane = lane
+        self._health: HealthChecker | None = None
 
     def _board_for(self, config: ServerConfig) -> Scoreboard:
         """This process's scoreboard for ``config`` (bound to its lane)."""
@@ -89,6 +91,7 @@ class ProxyServer:
         board = self._board_for(self.config)
         self.pipeline = Pipeline(self.config, self._access_logs.by_vhost, board)
         await self._sync_listeners(self.config)
+        self._health_follow(self.config, board)
         self.ready.set()
         if self.standalone:
             self._write_pid(self.config)
@@ -108,6 +111,8 @@ class ProxyServer:
                     loop.remove_signal_handler(signum)
             if self._flush_task is not None:
                 self._flush_task.cancel()
+            if self._health is not None:
+                self._health.close()
             if self.pipeline is not None:
                 self.pipeline.close()
             if self._access_logs is not None:
@@ -160,6 +165,8 @@ class ProxyServer:
         self._access_logs = access_logs
         self.pipeline = pipeline
         self.config = config
+        if board is not None:
+            self._health_follow(config, board)
         try:
             await self._sync_listeners(config)
         except ConfigError as exc:
@@ -169,6 +176,17 @@ class ProxyServer:
         self._write_pid(config)
         log.info("reloaded configuration from %s", config.source_file)
         self._retire_old_pipelines()
+
+    def _health_follow(self, config: ServerConfig, board: Scoreboard) -> None:
+        """With -X this process is the whole server, so it runs the health checker (rule
+        10); a worker under the master never does (the master's checker serves them all)."""
+        if not self.standalone:
+            return
+        if self._health is None:
+            self._health = HealthChecker(config, board)
+            self._health.start()
+        else:
+            self._health.repoint(config, board)
 
     def _retire_old_pipelines(self) -> None:
         """Close the resources of pipelines no open connection uses any more."""

@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from portico.config import load_config
 from portico.config.model import ServerConfig
 from portico.errors import ConfigError
+from portico.health.checker import CheckerThread
 from portico.logs.errorlog import NOTICE, setup_error_log
 from portico.server.accesslog import build_access_logs
 from portico.server.listener import ListenAddress, resolve_listens
@@ -273,6 +274,7 @@ class Master:
         self._reload_queued = False
         self._exit_code = 0
         self._pid_path: str | None = None
+        self._health = CheckerThread()   # the server's one health checker (rule 10)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def run(self, config: ServerConfig) -> int:
@@ -313,6 +315,7 @@ class Master:
         self._timers.run_due()
 
     def _cleanup(self) -> None:
+        self._health_stop()
         for proc in list(self.procs.values()):
             # Only reached with workers left if the master itself failed: do not orphan them.
             with contextlib.suppress(ProcessLookupError):
@@ -445,6 +448,7 @@ class Master:
         self._timers.cancel("ready")
         old, self.current, self.pending = self.current, gen, None
         self.listeners.adopt(gen.sockets)
+        self._health_follow(gen)
         if old is None:
             log.log(NOTICE, "portico started %d worker(s) serving %s", gen.count,
                     gen.config.source_file)
@@ -614,6 +618,24 @@ class Master:
         plan = WorkerPlan(self.config_path, self.defines, self.server_root, gen.config, own,
                           ready_fd, self._lifeline[0], gen.scoreboard, slot)
         return run_worker(plan)
+
+    # -- health checks ----------------------------------------------------------------------
+    def _health_follow(self, gen: Generation) -> None:
+        """Point the master's health checker at the serving generation's board (it starts
+        on the first generation that checks a member). Its thread never forks: a worker
+        forked while a check is in flight inherits that socket's descriptor, harmlessly."""
+        if gen.scoreboard is None:
+            return
+        try:
+            self._health.follow(gen.config, gen.scoreboard)
+        except (TimeoutError, RuntimeError, OSError) as exc:
+            log.error("health checks could not follow generation %d: %s", gen.number, exc)
+
+    def _health_stop(self) -> None:
+        try:
+            self._health.stop()
+        except (TimeoutError, RuntimeError) as exc:
+            log.error("health checker did not stop cleanly: %s", exc)
 
     # -- master-side files ----------------------------------------------------------------------
     def _apply_logging(self, config: ServerConfig) -> None:
