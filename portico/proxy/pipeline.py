@@ -23,6 +23,7 @@ from portico.protocols.events import BodyKind, RequestHead
 from portico.protocols.http1 import RequestLimits
 from portico.proxy.exchange import RequestContext
 from portico.proxy.headers import BackendRequest, build_request_head, max_forwards_action
+from portico.proxy.local import LocalExchange, lookup
 from portico.proxy.reverse import ReverseMapper
 from portico.proxy.routing import Match, Router, VhostSelector
 from portico.proxy.uri import BadTarget, parse_target
@@ -191,8 +192,9 @@ class Pipeline:
             front.local_error(ctx, exc.status)
             return None
         if match is None:
-            front.local_error(ctx, 404)
-            return None
+            # Not proxied (no rule, or a `!`): a <Location>'s SetHandler may answer it. As in
+            # httpd, a matching ProxyPass wins over SetHandler (hence `ProxyPass /x !`).
+            return self._local(ctx, locations)
         mapper = vrt.mapper
         if locations:
             for loc, _ in locations:
@@ -226,6 +228,22 @@ class Pipeline:
         ctx.worker = worker
         self._prepare_backend(ctx, head, vrt, settings, worker, max_forwards)
         exchange = HttpExchange(ctx)
+        exchange.start()
+        return exchange
+
+    def _local(self, ctx: RequestContext, locations) -> LocalExchange | None:
+        """Answer with the SetHandler of the last matching Location that sets one, or 404."""
+        name = location = None
+        for loc, _ in locations:
+            if loc.handler is not None:
+                name, location = loc.handler, loc.path
+        func = lookup(name) if name is not None else None
+        if func is None:
+            if name is not None:
+                log.error("no handler %r for %s (Location %s)", name, ctx.path, location)
+            ctx.front.local_error(ctx, 404)
+            return None
+        exchange = LocalExchange(ctx, func, location or "")
         exchange.start()
         return exchange
 
