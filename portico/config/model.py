@@ -183,6 +183,7 @@ class WorkerParams:
     hcexpr: str = ""
     hctemplate: str = ""
     explicit: frozenset[str] = frozenset()
+    hcslowstart: float = 0.0          # portico: seconds for a recovered weight to ramp up
 
 
 @dataclass(frozen=True, slots=True)

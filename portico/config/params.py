@@ -168,6 +168,7 @@ WORKER_KEYS: dict[str, _Parser] = {
     "hcmethod": _hcmethod,
     "hcuri": _text_field("hcuri", 64),
     "hcinterval": _duration_field("hcinterval", "s", 0.1),
+    "hcslowstart": _duration_field("hcslowstart", "s", 0),
     "hcpasses": _int_field("hcpasses", 0),
     "hcfails": _int_field("hcfails", 0),
     "hcexpr": _text_field("hcexpr", 16),

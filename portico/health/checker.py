@@ -70,6 +70,8 @@ class _Member:
     due: float                                  # loop time of the next check
     timer: asyncio.TimerHandle | None = None
     task: asyncio.Task[None] | None = None
+    ramp_start: float = 0.0                     # wall time the slow-start ramp began
+    ramp_timer: asyncio.TimerHandle | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -165,8 +167,38 @@ class HealthChecker:
                 member.due = max(started + member.spec.params.hcinterval, self._loop.time())
                 self._arm(member)
 
+    # -- slow start ---------------------------------------------------------------------------
+    def _begin_ramp(self, spec: WorkerSpec) -> None:
+        """Slow start: the member's weight climbs from 5% to its loadfactor over hcslowstart
+        seconds. The checker owns the ramp and writes the weight into the scoreboard, so every
+        lbmethod in every process sees it without knowing about slow start."""
+        member = self._members.get((spec.balancer or "", spec.name))
+        if member is None or self._loop is None:
+            return
+        if member.ramp_timer is not None:
+            member.ramp_timer.cancel()
+        member.ramp_start = self._clock()
+        self._ramp_step(member)
+
+    def _ramp_step(self, member: _Member) -> None:
+        member.ramp_timer = None
+        params = member.spec.params
+        window, target = params.hcslowstart, params.loadfactor
+        elapsed = self._clock() - member.ramp_start
+        if self._closed or elapsed >= window or not member.slot.usable:
+            member.slot.lbfactor = target
+            return
+        member.slot.lbfactor = max(1, round(target * max(_MIN_FACTOR, elapsed / window)))
+        assert self._loop is not None
+        member.ramp_timer = self._loop.call_later(max(0.2, window / 20), self._ramp_step,
+                                                  member)
+
     def _cancel_all(self) -> None:
         for member in self._members.values():
+            if member.ramp_timer is not None:
+                member.ramp_timer.cancel()
+                member.ramp_timer = None
+                member.slot.lbfactor = member.spec.params.loadfactor
             if member.timer is not None:
                 member.timer.cancel()
                 member.timer = None
@@ -194,6 +226,8 @@ class HealthChecker:
                 log.warning("member %s of %s passed %d check%s: back in service (%s)",
                             spec.name, spec.balancer, count, "" if count == 1 else "s",
                             result.reason)
+                if spec.params.hcslowstart > 0:
+                    self._begin_ramp(spec)
             return
         slot.pcount = 0
         if result.ok:

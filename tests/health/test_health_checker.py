@@ -141,3 +141,31 @@ async def test_repoint_follows_the_new_board(tmp_path: Path, backends: HealthBac
         assert not old.worker(backends.url("a"), POOL).status & Status.HCFAIL
     finally:
         checker.close()
+
+
+async def test_slow_start_ramps_the_shared_weight(tmp_path: Path) -> None:
+    """hcslowstart: after a recovery the member's lbfactor in the scoreboard climbs from 5%
+    to its loadfactor, so every lbmethod in every process sees the ramp."""
+    config = load(tmp_path, "BalancerMember http://127.0.0.1:9 loadfactor=4 hcmethod=GET "
+                            "hcuri=/health hcfails=1 hcpasses=1 hcslowstart=10\n")
+    board = scoreboard_for(config, 1)
+    spec = next(iter(config.workers.values()))
+    slot = board.worker(spec.name, POOL)
+    t = [2000.0]
+    checker = HealthChecker(config, board, clock=lambda: t[0])
+    checker.start()
+    try:
+        checker.apply(spec, slot, passed(False))
+        assert slot.status & Status.HCFAIL
+        checker.apply(spec, slot, passed(True))      # back in service: the ramp starts
+        assert not slot.status & Status.HCFAIL
+        assert slot.lbfactor == 20                   # 5% of 400
+        t[0] += 5
+        checker._ramp_step(checker._members[("balancer://pool", spec.name)])
+        assert slot.lbfactor == 200                  # half way
+        t[0] += 6
+        checker._ramp_step(checker._members[("balancer://pool", spec.name)])
+        assert slot.lbfactor == 400                  # done: the configured weight
+    finally:
+        checker.close()
+    assert slot.lbfactor == 400
