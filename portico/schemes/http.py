@@ -51,8 +51,9 @@ _FAILOVER_KINDS = frozenset({UpstreamErrorKind.CONNECT, UpstreamErrorKind.CONNEC
 class HttpBackend(asyncio.Protocol):
     """A pooled HTTP/1.1 connection to a backend; serves one exchange at a time."""
 
-    __slots__ = ("_deadline", "_timer", "_timeout", "closed", "exchange", "flow", "idle_since",
-                 "loop", "parser", "pool", "transport", "bytes_read")
+    __slots__ = ("_deadline", "_timer", "_timeout", "bytes_read", "closed", "exchange", "flow",
+                 "idle_since", "loop", "parser", "pause_hook", "pool", "resume_hook",
+                 "transport")
 
     def __init__(self, pool: Pool, max_field_size: int, bad_header: str) -> None:
         self.pool = pool
@@ -72,6 +73,9 @@ class HttpBackend(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """The transport calls this once, when the connection (and TLS handshake) is up."""
         self.transport = transport  # type: ignore[assignment]
+        # Bound once: the client side's Flow pauses our reads through these.
+        self.pause_hook = transport.pause_reading  # type: ignore[attr-defined]
+        self.resume_hook = transport.resume_reading  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         """The transport calls this with every chunk the backend sends."""
@@ -279,10 +283,11 @@ class HttpExchange:
         self.ctx.reused = reused
         # Backend write buffer full → stop reading the client; client buffer full → stop
         # reading the backend.
-        conn.flow.link(self.front.pause_reading, self.front.resume_reading)
+        front = self.front
+        conn.flow.attach(front.pause_reading_hook, front.resume_reading_hook)
         t = conn.transport
         assert t is not None
-        self.front.flow.link(t.pause_reading, t.resume_reading)
+        front.flow.attach(conn.pause_hook, conn.resume_hook)
         conn.arm_timeout(self.ctx.timeout)
         self.ctx.sent_at = conn.loop.time()
         pending = self._pending
@@ -490,10 +495,8 @@ class HttpExchange:
             return
         self._backend = None
         conn.exchange = None   # its timer, if pending, finds no exchange and lapses
-        conn.flow.link(None, None)
-        self.front.flow.link(None, None)
-        if conn.transport is not None:
-            conn.transport.resume_reading()
+        conn.flow.detach()
+        self.front.flow.detach()   # resumes the backend's reads if the client had paused them
         ctx = self.ctx
         ctx.bytes_from_backend += conn.bytes_read
         self._pool.release(conn, reusable=reusable and conn.is_reusable())
@@ -516,8 +519,8 @@ class HttpExchange:
             self.ctx.bytes_from_backend += conn.bytes_read
             self._backend = None
             conn.exchange = None
-            conn.flow.link(None, None)
-            self.front.flow.link(None, None)
+            conn.flow.detach()
+            self.front.flow.detach()
             conn.abort()
             self._pool.release(conn, reusable=False)
         ctx = self.ctx
@@ -620,7 +623,7 @@ class HttpExchange:
         if conn is not None:
             self._backend = None
             conn.exchange = None
-            conn.flow.link(None, None)
+            conn.flow.detach()
             conn.abort()
             self._pool.release(conn, reusable=False)
 

@@ -46,6 +46,7 @@ class FrontConnection(asyncio.Protocol):
         "_timer", "closing", "ctx", "flow", "handler", "local_ip", "local_port", "loop",
         "parser", "peer_ip", "peer_port", "pipeline", "req_complete", "requests_served",
         "resp_complete", "scheme", "transport", "_pending_error", "_queue_paused", "_held",
+        "pause_reading_hook", "resume_reading_hook",
     )
 
     def __init__(self, pipeline: Pipeline, scheme: str = "http") -> None:
@@ -74,6 +75,9 @@ class FrontConnection(asyncio.Protocol):
         self._pending_error: int | None = None
         self._queue_paused = False
         self._held: list[bytes] | None = None
+        # Bound once: a backend's Flow pauses our reads through these.
+        self.pause_reading_hook = self.pause_reading
+        self.resume_reading_hook = self.resume_reading
 
     # -- transport callbacks ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
