@@ -499,7 +499,7 @@ class HttpExchange:
         self.front.flow.detach()   # resumes the backend's reads if the client had paused them
         ctx = self.ctx
         ctx.bytes_from_backend += conn.bytes_read
-        self._pool.release(conn, reusable=reusable and conn.is_reusable())
+        self._pool.release(conn, reusable=reusable)  # the pool checks is_reusable itself
 
     # -- failures -------------------------------------------------------------------------
     def backend_failed(self, error: UpstreamError) -> None:
