@@ -46,6 +46,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from portico.admin.access import AccessRule
     from portico.expr import Expr
 
 
@@ -122,6 +123,10 @@ class ProxySettings:
     error_documents: Mapping[int, str] = field(default_factory=lambda: MappingProxyType({}))
     interpolate_env: bool = False         # ProxyPassInterpolateEnv
     proxy_requests: bool = False          # ProxyRequests (forward proxying) for this vhost
+    # Require / <RequireAll|Any|None> (§19), compiled at load; a Location's rule replaces
+    # the inherited one (httpd's AuthMerging Off). None: no rule, everything is allowed.
+    access: AccessRule | None = None
+    proxy_status: bool = False            # ProxyStatus On|Full: balancers in server-status
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,7 @@ class CoreSettings:
     limit_request_fields: int = 100
     graceful_shutdown_timeout: float = 0.0  # 0 = wait for in-flight requests without bound
     workers: int = 0                      # Workers: processes under the master; 0 = one per CPU
+    extended_status: bool = True          # ExtendedStatus (On since httpd 2.3.6)
 
 
 @dataclass(frozen=True, slots=True)

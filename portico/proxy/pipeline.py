@@ -168,6 +168,12 @@ class Pipeline:
             except BadTarget as exc:
                 front.local_error(ctx, exc.status)
                 return None
+        # Access control (§19), before anything else looks at the request: Require rules of
+        # the matching Locations, compiled at load (portico.admin.access).
+        access = settings.access
+        if access is not None and not access.allows(front.peer_ip, front.local_ip):
+            front.local_error(ctx, 403)
+            return None
         limit = settings.limit_request_body
         ctx.body_limit = limit
         if limit and head.content_length is not None and head.content_length > limit:

@@ -33,7 +33,7 @@ _FILE_SERVING = {
                   "IndexOrderDefault", "IndexStyleSheet", "ReadmeName"),
     "negotiation": ("CacheNegotiatedDocs", "ForceLanguagePriority", "LanguagePriority"),
     "dir": ("DirectoryCheckHandler", "DirectorySlash", "FallbackResource"),
-    "status": ("ExtendedStatus", "SeeRequestTail"),
+    "status": ("SeeRequestTail",),
     "alias": ("RedirectMatch", "RedirectPermanent", "RedirectTemp", "ScriptAliasMatch"),
 }
 

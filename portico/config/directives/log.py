@@ -36,11 +36,12 @@ PREDEFINED_FORMATS = {
 LOG_LEVELS = ("emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
               *(f"trace{n}" for n in range(1, 9)))
 
-_SPECIAL_TARGET = re.compile(r"^(\||syslog(:|$))")
+_SPECIAL_TARGET = re.compile(r"^(\||syslog(:|$)|stderr$)")
 
 
 def _target(ctx: BuildContext, word: str) -> str:
-    """Pipes and syslog are kept as written; file names are made absolute via ServerRoot."""
+    """Pipes, syslog and ``stderr`` are kept as written; file names are made absolute via
+    ServerRoot."""
     if _SPECIAL_TARGET.match(word):
         return word
     return ctx.state.resolve(word)
