@@ -5,20 +5,27 @@ cross-process lock it runs forced recovery, the sticky lookup (§8) and, failing
 lbmethod over the shared candidate walk (§9.1). ``mark_error`` and ``after_response`` carry
 out the failover rules of §6.4/§7.5 (connect failures, failonstatus, failontimeout). All state
 lives in the scoreboard, so every worker process balances like one.
+
+Run-time edits (the balancer-manager) write the balancer's shared record. ``choose`` compares
+the record's edit counter with the one it last saw (one shared read per request) and, when it
+moved, re-reads what the manager may change: the lbmethod (a new instance from the registry,
+reset) and the sticky-session names. ``params`` is a `LiveParams`: ``timeout``,
+``maxattempts`` and ``nofailover`` read the shared record, everything else is the config's.
 """
 
 from __future__ import annotations
 
-__all__ = ["Balancer", "Choice"]
+__all__ = ["Balancer", "Choice", "LiveParams"]
 
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from portico.config.model import BalancerSpec
-from portico.state.scoreboard import Scoreboard
+from portico.config.model import BalancerParams, BalancerSpec
+from portico.state.scoreboard import BalancerSlot, Scoreboard
 from portico.upstream.candidates import BalancerView, force_recovery
-from portico.upstream.lbmethods.registry import default_registry
+from portico.upstream.lbmethods.registry import UnknownLBMethod, default_registry
 from portico.upstream.status import ERROR, IGNORE_ERRORS, is_usable
 from portico.upstream.sticky import StickyConfig, StickyResult, find_session_route
 from portico.upstream.worker import Worker
@@ -33,21 +40,52 @@ class Choice:
     refused: bool = False     # nofailover: the session's member is down (503)
 
 
+class LiveParams:
+    """A balancer's parameters as they are now: the config's, except the ones the manager
+    edits at run time (``timeout``, ``maxattempts``, ``nofailover``), which are read from the
+    shared record on every access, so an edit made in any process applies in all of them."""
+
+    __slots__ = ("config", "record")
+
+    def __init__(self, config: BalancerParams, record: BalancerSlot) -> None:
+        self.config = config
+        self.record = record
+
+    @property
+    def timeout(self) -> float:
+        return self.record.timeout
+
+    @property
+    def maxattempts(self) -> int:
+        return self.record.maxattempts
+
+    @property
+    def nofailover(self) -> bool:
+        return bool(self.record.nofailover)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names not defined above: the config's value.
+        return getattr(self.config, name)
+
+
 class Balancer:
     """One ``balancer://name`` in one serving process (see the module docstring)."""
 
-    __slots__ = ("lock", "method", "members", "name", "params", "record", "sticky", "view")
+    __slots__ = ("_edits", "_method_name", "lock", "method", "members", "name", "params",
+                 "record", "spec", "sticky", "view")
 
     def __init__(self, spec: BalancerSpec, members: Sequence[Worker], board: Scoreboard) -> None:
         self.name = spec.name
-        self.params = spec.params
+        self.spec = spec
         self.members = tuple(members)
         self.record = board.balancer(spec.name)
+        self.params = LiveParams(spec.params, self.record)
         self.lock = board.lock(spec.name)
         self.view = BalancerView(
             [w.slot for w in self.members], retry=[w.spec.params.retry for w in self.members],
             forcerecovery=spec.params.forcerecovery)
         self.method = default_registry().create(spec.params.lbmethod)
+        self._method_name = spec.params.lbmethod.lower()
         p = spec.params
         self.sticky = None
         if p.stickysession:
@@ -57,6 +95,43 @@ class Balancer:
             self.sticky = StickyConfig.from_params(
                 sticky_name, p.stickysessionsep if p.stickysessionsep is not None else "Off",
                 scolonpathdelim=p.scolonpathdelim, nofailover=p.nofailover)
+        # The record may already differ from the config (a reload that kept manager edits,
+        # or an edit made before this process started): adopt it now.
+        self._edits = -1
+        self.sync_from_record()
+
+    def sync_from_record(self) -> None:
+        """Adopt the record's lbmethod and sticky settings (call under ``self.lock``, or
+        before the balancer serves). Cheap when nothing the method or sticky use changed."""
+        record = self.record
+        self._edits = record.edits
+        wanted = record.lbmethod.lower()
+        if wanted and wanted != self._method_name:
+            try:
+                method = default_registry().create(wanted)
+            except UnknownLBMethod:
+                method = None   # the manager only writes registered names; keep serving
+            if method is not None:
+                method.reset(self.view)
+                self.method = method
+                self._method_name = wanted
+        cookie, url = record.sticky, record.sticky_path
+        current = self.sticky
+        if not cookie and not url:
+            self.sticky = None
+            return
+        nofailover = bool(record.nofailover)
+        if (current is not None and current.cookie == cookie and current.url == (url or cookie)
+                and current.nofailover == nofailover):
+            return
+        p = self.params.config
+        name = cookie if not url or url == cookie else f"{cookie or url}|{url}"
+        try:
+            self.sticky = StickyConfig.from_params(
+                name, p.stickysessionsep if p.stickysessionsep is not None else "Off",
+                scolonpathdelim=p.scolonpathdelim, nofailover=nofailover)
+        except ValueError:
+            self.sticky = None
 
     def choose(self, url: str, cookie: str | None, exclude: frozenset[int] = frozenset()
                ) -> Choice:
@@ -64,6 +139,8 @@ class Balancer:
         now = time.time()
         view = self.view
         with self.lock:
+            if self.record.edits != self._edits:
+                self.sync_from_record()
             force_recovery(view, now)
             result = None
             if self.sticky is not None:
@@ -103,6 +180,6 @@ class Balancer:
 
     def after_response(self, index: int, status: int | None, timed_out: bool) -> None:
         """post_request: failonstatus and failontimeout (§7.1), skipped for ``I`` members."""
-        p = self.params
+        p = self.params.config
         if (status is not None and status in p.failonstatus) or (timed_out and p.failontimeout):
             self.mark_error(index)
