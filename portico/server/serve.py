@@ -27,7 +27,7 @@ from portico.proxy.pipeline import Pipeline
 from portico.server.accesslog import build_access_logs
 from portico.server.front import FrontConnection
 from portico.server.listener import ListenAddress, open_listener, resolve_listens
-from portico.state.scoreboard import Scoreboard
+from portico.state.scoreboard import ProcState, Scoreboard
 from portico.upstream.shared import scoreboard_for
 
 log = logging.getLogger("portico.server")
@@ -93,6 +93,7 @@ class ProxyServer:
         await self._sync_listeners(self.config)
         self._health_follow(self.config, board)
         self.ready.set()
+        self._set_state(ProcState.SERVING)
         if self.standalone:
             self._write_pid(self.config)
             for signum, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
@@ -127,7 +128,14 @@ class ProxyServer:
                     conn.transport.abort()
             return
         log.info("stopping: draining %d connection(s)", len(self._connections))
+        self._set_state(ProcState.DRAINING)
         self._stop.set()
+
+    def _set_state(self, state: ProcState) -> None:
+        """This process's state in the scoreboard (server-status shows it)."""
+        board = self.scoreboard
+        if board is not None and board.lane is not None:
+            board.process(board.lane).state = state
 
     def retire(self) -> None:
         """Hand over to a newer generation of workers without failing a request.

@@ -52,6 +52,8 @@ def scoreboard_for(config: ServerConfig, processes: int, generation: int = 0,
         record.forcerecovery = int(p.forcerecovery)
         record.maxattempts = p.maxattempts
         record.timeout = float(p.timeout or 0)
+        if p.nonce:  # a configured nonce= is the manager's token; else a random UUID stays
+            record.nonce = p.nonce
     if previous is not None:
         board.migrate_from(previous)
     return board
