@@ -42,6 +42,7 @@ import functools
 import hmac
 import html
 import importlib.resources
+import logging
 import math
 import string
 from dataclasses import dataclass
@@ -51,8 +52,10 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 from portico import SERVER_SOFTWARE
 from portico.proxy.local import LocalRequest, LocalResponse, handler
 from portico.state import layout as L
+from portico.state import persist
 from portico.state.flags import LETTERS, Status, is_usable, status_string
 from portico.upstream.lbmethods.registry import default_registry
+from portico.upstream.shared import persist_path, persistence_enabled
 
 #: Flags the manager may set or clear (httpd: ``E`` cannot be edited).
 EDITABLE_FLAGS = "IDNHRSC"
@@ -63,6 +66,8 @@ _MAX_FORM = 4096       # httpd reads ~1 KB of form; a little more room, still bo
 _SCHEMES = frozenset({"http", "https", "h2", "h2c", "ws", "wss", "fcgi", "scgi", "uwsgi",
                       "ajp", "unix"})
 _HISTORY_SHOWN = 10
+
+log = logging.getLogger("portico.admin")
 
 
 class EditError(ValueError):
@@ -263,6 +268,7 @@ def apply_member_edit(pipeline: Any, balancer: Any, slot: Any, edit: MemberEdit)
     if not was_usable and is_usable(slot.status):
         with balancer.lock:
             balancer.method.reset(balancer.view)
+    persist_edits(pipeline)
 
 
 def apply_balancer_edit(pipeline: Any, balancer: Any, edit: BalancerEdit) -> Any | None:
@@ -291,7 +297,19 @@ def apply_balancer_edit(pipeline: Any, balancer: Any, edit: BalancerEdit) -> Any
             added = pipeline.scoreboard.add_worker(edit.add_member, balancer.name)
         except ValueError as exc:
             raise EditError(str(exc)) from None
+    persist_edits(pipeline)
     return added
+
+
+def persist_edits(pipeline: Any) -> None:
+    """BalancerPersist On: write the edited state where the next start will find it."""
+    config = pipeline.config
+    if not persistence_enabled(config):
+        return
+    try:
+        persist.save(pipeline.scoreboard, persist_path(config))
+    except OSError as exc:
+        log.error("BalancerPersist: could not save the balancer state: %s", exc)
 
 
 def find_member(pipeline: Any, balancer: Any, name: str) -> Any | None:

@@ -92,6 +92,7 @@ def _finish(state: BuildState) -> ServerConfig:
         proxy_requests=main_settings.proxy_requests,
         defines=MappingProxyType({k: v or "" for k, v in state.defines.items()}),
         balancers=state.balancers.freeze(),
+        runtime_dir=state.socket_dir,
     )
 
 

@@ -342,6 +342,8 @@ class ServerConfig:
     hc_templates: Mapping[str, HCTemplate] = field(
         default_factory=lambda: MappingProxyType({}))
     hc_tpsize: int = 16
+    # DefaultRuntimeDir (else ServerRoot): run-time files such as the BalancerPersist state.
+    runtime_dir: str = "."
 
 
 def member_key(balancer: str, name: str) -> str:

@@ -8,12 +8,18 @@ error times, counters) of workers that exist in both configurations.
 
 from __future__ import annotations
 
-__all__ = ["scoreboard_for"]
+__all__ = ["persist_path", "persistence_enabled", "scoreboard_for"]
+
+import logging
+import os
 
 from portico.config.model import ServerConfig
 from portico.errors import ConfigError
+from portico.state import persist
 from portico.state.flags import Status, apply_letters
 from portico.state.scoreboard import Scoreboard
+
+log = logging.getLogger("portico.state")
 
 
 def scoreboard_for(config: ServerConfig, processes: int, generation: int = 0,
@@ -54,6 +60,27 @@ def scoreboard_for(config: ServerConfig, processes: int, generation: int = 0,
         record.timeout = float(p.timeout or 0)
         if p.nonce:  # a configured nonce= is the manager's token; else a random UUID stays
             record.nonce = p.nonce
+    persisted = persistence_enabled(config)
     if previous is not None:
-        board.migrate_from(previous)
+        # A reload: runtime state moves over in memory; with BalancerPersist the manager's
+        # edits (weights, routes, flags, balancer settings) too.
+        board.migrate_from(previous, keep_settings=persisted)
+    elif persisted:
+        data = persist.load(persist_path(config))
+        if data is not None:
+            restored = persist.restore(board, data)
+            log.info("BalancerPersist: restored %d member(s) from %s", restored,
+                     persist_path(config))
     return board
+
+
+def persistence_enabled(config: ServerConfig) -> bool:
+    """BalancerPersist On in the main server or any virtual host."""
+    return bool(getattr(config.main, "balancer_persist", False) or any(
+        getattr(vh, "balancer_persist", False) for vh in config.vhosts))
+
+
+def persist_path(config: ServerConfig) -> str:
+    """Where the BalancerPersist state lives: DefaultRuntimeDir, else ServerRoot."""
+    return os.path.join(getattr(config, "runtime_dir", None) or config.server_root,
+                        persist.FILE_NAME)
