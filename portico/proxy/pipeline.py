@@ -17,7 +17,15 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from portico.config.model import ProxySettings, ServerConfig, VirtualHost
+from portico.config.model import (
+    ProxySettings,
+    ServerConfig,
+    Source,
+    VirtualHost,
+    WorkerParams,
+    WorkerSpec,
+)
+from portico.config.urls import parse_backend_url
 from portico.errors import ConfigError
 from portico.protocols.events import BodyKind, RequestHead
 from portico.protocols.http1 import RequestLimits
@@ -28,7 +36,7 @@ from portico.proxy.reverse import ReverseMapper
 from portico.proxy.routing import Match, Router, VhostSelector
 from portico.proxy.uri import BadTarget, parse_target
 from portico.schemes.http import HttpExchange
-from portico.state.scoreboard import Scoreboard
+from portico.state.scoreboard import Scoreboard, WorkerSlot
 from portico.upstream.balancer import Balancer
 from portico.upstream.lbmethods.registry import UnknownLBMethod
 from portico.upstream.shared import scoreboard_for
@@ -99,6 +107,7 @@ class Pipeline:
             try:
                 self.balancers[name] = Balancer(
                     spec, [self.workers[key] for key in spec.member_keys], scoreboard)
+                self.balancers[name].grow = self._grow_member
             except (UnknownLBMethod, ValueError) as exc:
                 raise ConfigError(str(exc), spec.source.file, spec.source.line,
                                   "BalancerMember") from None
@@ -236,6 +245,26 @@ class Pipeline:
         exchange = HttpExchange(ctx)
         exchange.start()
         return exchange
+
+    def _grow_member(self, balancer: str, slot: WorkerSlot) -> Worker | None:
+        """The Worker of a member the manager added at run time (default parameters)."""
+        try:
+            url = parse_backend_url(slot.name, self.config.runtime_dir)
+        except ValueError as exc:
+            log.error("member %s added to %s cannot be used: %s", slot.name, balancer, exc)
+            return None
+        spec = WorkerSpec(name=url.name, scheme=url.scheme, host=url.host, port=url.port,
+                          path=url.path, params=WorkerParams(), unix_path=url.unix_path,
+                          source=Source("balancer-manager", 0), balancer=balancer)
+        if spec.scheme not in _HTTP_SCHEMES:
+            log.error("member %s added to %s: scheme %s is not served", slot.name, balancer,
+                      spec.scheme)
+            return None
+        worker = Worker(spec, self.config.main.settings, slot)
+        self.workers[spec.key] = worker
+        log.info("member %s added to %s by the balancer-manager is now routed to",
+                 spec.name, balancer)
+        return worker
 
     def _local(self, ctx: RequestContext, locations) -> LocalExchange | None:
         """Answer with the SetHandler of the last matching Location that sets one, or 404."""

@@ -18,12 +18,12 @@ from __future__ import annotations
 __all__ = ["Balancer", "Choice", "LiveParams"]
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from portico.config.model import BalancerParams, BalancerSpec
-from portico.state.scoreboard import BalancerSlot, Scoreboard
+from portico.state.scoreboard import BalancerSlot, Scoreboard, WorkerSlot
 from portico.upstream.candidates import BalancerView, force_recovery
 from portico.upstream.lbmethods.registry import UnknownLBMethod, default_registry
 from portico.upstream.status import ERROR, IGNORE_ERRORS, is_usable
@@ -71,12 +71,16 @@ class LiveParams:
 class Balancer:
     """One ``balancer://name`` in one serving process (see the module docstring)."""
 
-    __slots__ = ("_edits", "_method_name", "lock", "method", "members", "name", "params",
-                 "record", "spec", "sticky", "view")
+    __slots__ = ("_edits", "_method_name", "board", "grow", "lock", "method", "members",
+                 "name", "params", "record", "spec", "sticky", "view")
 
     def __init__(self, spec: BalancerSpec, members: Sequence[Worker], board: Scoreboard) -> None:
         self.name = spec.name
         self.spec = spec
+        self.board = board
+        # Makes the Worker of a member added at run time (set by the pipeline); None: such
+        # members are not routed to by this process.
+        self.grow: Callable[[str, WorkerSlot], Worker | None] | None = None
         self.members = tuple(members)
         self.record = board.balancer(spec.name)
         self.params = LiveParams(spec.params, self.record)
@@ -137,6 +141,8 @@ class Balancer:
                ) -> Choice:
         """Pick the member for one request (sticky first, then the lbmethod)."""
         now = time.time()
+        if self.grow is not None and len(self.board.members(self.name)) != len(self.members):
+            self._adopt_added_members()
         view = self.view
         with self.lock:
             if self.record.edits != self._edits:
@@ -152,6 +158,21 @@ class Balancer:
                     return Choice(None, result, refused=True)
             index = self.method.find_best(view, now)
         return Choice(index, result)
+
+    def _adopt_added_members(self) -> None:
+        """Members the manager put into growth slots (in any process): make their Workers
+        here so this process routes to them too (httpd's members added at run time)."""
+        assert self.grow is not None
+        slots = self.board.members(self.name)
+        known = {w.slot.name for w in self.members}
+        added = [slot for slot in slots[len(self.members):] if slot.name not in known]
+        workers = [w for w in (self.grow(self.name, slot) for slot in added) if w is not None]
+        if not workers:
+            return
+        self.members = (*self.members, *workers)
+        self.view = BalancerView(
+            [w.slot for w in self.members], retry=[w.spec.params.retry for w in self.members],
+            forcerecovery=self.view.forcerecovery)
 
     def start(self, index: int) -> None:
         """The request is about to go to member ``index``."""

@@ -76,3 +76,39 @@ def test_without_persist_a_restart_returns_to_the_config(tmp_path: Path) -> None
         assert not (tmp_path / "portico-balancers.json").exists()
         with start_balanced(CONF, tmp_path, servers, persist="Off") as proxy:
             assert _who(proxy, 4) == {"a": 2, "b": 2}
+
+
+GROW = """\
+<Proxy "balancer://lb">
+    BalancerMember {{a}}
+    ProxySet growth=1
+</Proxy>
+<Location "/balancer-manager">
+    SetHandler balancer-manager
+</Location>
+ProxyPass "/balancer-manager" !
+ProxyPass "/" "balancer://lb/"
+"""
+
+
+@pytest.mark.parametrize("args", [(), ("-w", "2")])
+def test_a_member_added_in_the_manager_gets_traffic(tmp_path: Path, args: tuple) -> None:
+    with IdServers(["a", "b"]) as servers, start_balanced(
+            GROW, tmp_path, servers, extra_args=args) as proxy:
+        assert _who(proxy, 4) == {"a": 4}
+        state = httpx.get(proxy.url + MANAGER + "/api/balancers", timeout=10).json()
+        nonce = state["balancers"][0]["nonce"]
+        form = {"b": "balancer://lb", "nonce": nonce, "b_nwrkr": servers.url("b"),
+                "b_wyes": "1"}
+        referer = {"Referer": proxy.url + MANAGER}
+        r = httpx.post(proxy.url + MANAGER, data=form, headers=referer, timeout=10)
+        assert r.status_code == 200, r.text
+        after = httpx.get(proxy.url + MANAGER + "/api/balancers", timeout=10).json()
+        assert servers.url("b").rstrip("/") in [
+            m["name"].rstrip("/") for m in after["balancers"][0]["members"]], after
+        # New members start Disabled (as in httpd's manager): enable it.
+        enable = {"b": "balancer://lb", "w": servers.url("b"), "nonce": nonce,
+                  "w_status_D": "0"}
+        r = httpx.post(proxy.url + MANAGER, data=enable, headers=referer, timeout=10)
+        assert r.status_code == 200, r.text
+        assert _who(proxy, 40) == {"a": 20, "b": 20}
