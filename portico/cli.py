@@ -8,6 +8,7 @@
     portico -k graceful|stop   signal the running server through its PidFile
     portico -v                 version
     portico demo               run the built-in demo (origins + examples/demo.conf)
+    portico ctl ...            control a running server's balancers (portico/admin/ctl.py)
 """
 
 from __future__ import annotations
@@ -47,7 +48,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["ctl"]:
+        # ctl has its own options and subcommands; everything after the word is its argv.
+        from portico.admin.ctl import main as ctl_main
+        return ctl_main(words[1:])
+    args = _parser().parse_args(words)
     if args.version:
         print(f"Server version: portico/{__version__}")
         return 0
