@@ -16,6 +16,15 @@ children in order, skipping NEUTRAL ones:
 * all (``<RequireAll>``): the first DENIED wins; otherwise the first non-neutral answer.
 * none (``<RequireNone>``): "any", negated as above, so it can only refuse.
 
+``Require valid-user`` and ``Require user a b`` look at the authenticated user. Without one
+they answer DENIED_NO_USER ("a user might change this"), which sections carry up as httpd
+does: in an "all" a plain DENIED beats it, in an "any" it beats a plain DENIED. ``decide``
+evaluates without a user first; only a DENIED_NO_USER answer makes the caller authenticate
+and ask again with the user (``allows(..., user=name)``). That is httpd 2.4's lazy
+authentication: ``<RequireAny>`` with ``Require ip`` and ``Require valid-user`` lets a listed
+address in without credentials, and ``<RequireAll>`` whose ``Require ip`` already failed
+refuses (403) without asking for any.
+
 The request is allowed only when the outermost answer is GRANTED (NEUTRAL refuses, as it
 does in httpd when nobody granted). ``check_section`` enforces httpd's load-time rules: a
 negative child inside an "any" has no effect and is an error, and so is an "all" section
@@ -47,6 +56,7 @@ class Result(enum.Enum):
     GRANTED = "granted"
     DENIED = "denied"
     NEUTRAL = "neutral"
+    DENIED_NO_USER = "denied-no-user"   # a user check with nobody authenticated yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +65,15 @@ class Peer:
 
     client: IPAddress | None
     local: IPAddress | None
+    user: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Check:
     """One ``Require [not] provider args…`` line.
 
-    ``kind`` is ``all`` (``granted`` says which), ``ip`` (``networks``) or ``local``.
+    ``kind`` is ``all`` (``granted`` says which), ``ip`` (``networks``), ``local``,
+    ``valid-user`` or ``user`` (``users``).
     """
 
     kind: str
@@ -69,10 +81,17 @@ class Check:
     granted: bool = False
     networks: tuple[IPNetwork, ...] = ()
     text: str = ""
+    users: tuple[str, ...] = ()
 
     def evaluate(self, peer: Peer) -> Result:
+        if self.kind in ("valid-user", "user") and peer.user is None:
+            return Result.DENIED_NO_USER   # negated or not: only a user can settle it
         if self.kind == "all":
             hit = self.granted
+        elif self.kind == "valid-user":
+            hit = peer.user is not None
+        elif self.kind == "user":
+            hit = peer.user is not None and peer.user in self.users
         elif self.kind == "local":
             hit = peer.client is not None and (
                 _in(peer.client, _LOOPBACK) or peer.client == peer.local)
@@ -85,6 +104,10 @@ class Check:
     @property
     def negative(self) -> bool:
         return self.negate
+
+    @property
+    def needs_user(self) -> bool:
+        return self.kind in ("valid-user", "user")
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,23 +126,28 @@ class Section:
             answer = child.evaluate(peer)
             if answer is Result.NEUTRAL:
                 continue
+            no_user = answer is Result.DENIED_NO_USER
             if self.op == "all":
                 if answer is Result.DENIED:
                     result = answer
                     break
-                if result is Result.NEUTRAL:
+                if result is Result.NEUTRAL or (no_user and result is not Result.DENIED):
                     result = answer
             else:
                 if answer is Result.GRANTED:
                     result = answer
                     break
-                if result is Result.NEUTRAL:
+                if result is Result.NEUTRAL or (no_user and result is Result.DENIED):
                     result = answer
         return _negate(result) if self.negate else result
 
     @property
     def negative(self) -> bool:
         return self.negate
+
+    @property
+    def needs_user(self) -> bool:
+        return any(child.needs_user for child in self.children)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +161,21 @@ class AccessRule:
     root: Section
     source: str = ""
 
-    def allows(self, client_ip: str, local_ip: str = "") -> bool:
-        peer = Peer(_address(client_ip), _address(local_ip))
+    def allows(self, client_ip: str, local_ip: str = "", user: str | None = None) -> bool:
+        """True if the rule grants this request; ``user`` is the authenticated user name
+        (None: nobody authenticated, so user checks deny)."""
+        peer = Peer(_address(client_ip), _address(local_ip), user)
         return self.root.evaluate(peer) is Result.GRANTED
+
+    @property
+    def needs_user(self) -> bool:
+        """True if some check looks at the user (the rule may ever ask for credentials)."""
+        return self.root.needs_user
+
+    def decide(self, client_ip: str, local_ip: str = "", user: str | None = None) -> Result:
+        """The rule's answer: GRANTED allows; DENIED_NO_USER (only when ``user`` is None)
+        means authenticating could change it; anything else refuses."""
+        return self.root.evaluate(Peer(_address(client_ip), _address(local_ip), user))
 
     def extended(self, child: Check | Section) -> AccessRule:
         """This rule with one more Require line or section in its implicit "any"."""
@@ -170,19 +210,27 @@ def compile_require(words: list[str] | tuple[str, ...]) -> Check:
         if rest:
             raise AccessError("'Require local' takes no arguments")
         return Check("local", negate, text=text)
+    if provider == "valid-user":
+        if rest:
+            raise AccessError("'Require valid-user' takes no arguments")
+        return Check("valid-user", negate, text=text)
+    if provider == "user":
+        if not rest:
+            raise AccessError("'Require user' needs at least one user name")
+        return Check("user", negate, users=tuple(rest), text=text)
     if provider in ("host", "forward-dns"):
         raise AccessError(
             f"'Require {provider}' is not supported: it needs DNS lookups on the request "
             "path, which portico does not do (they block and cannot be bounded well); use "
             "'Require ip' with the addresses instead")
-    if provider in ("user", "group", "valid-user", "file-owner", "file-group"):
-        raise AccessError(f"'Require {provider}' needs authentication (AuthType Basic), "
-                          "which portico does not implement yet")
+    if provider in ("group", "file-owner", "file-group"):
+        raise AccessError(f"'Require {provider}' is not supported (supported: all, ip, "
+                          "local, user, valid-user)")
     if provider in ("env", "method", "expr"):
         raise AccessError(f"'Require {provider}' is not supported yet (supported: all, ip, "
-                          "local)")
+                          "local, user, valid-user)")
     raise AccessError(f"unknown authorization provider {args[0]!r} (supported: all, ip, "
-                      "local)")
+                      "local, user, valid-user)")
 
 
 def parse_ip_rule(word: str) -> IPNetwork:

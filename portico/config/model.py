@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from portico.admin.access import AccessRule
+    from portico.admin.htpasswd import HtpasswdFile
     from portico.expr import Expr
 
 
@@ -127,6 +128,11 @@ class ProxySettings:
     # the inherited one (httpd's AuthMerging Off). None: no rule, everything is allowed.
     access: AccessRule | None = None
     proxy_status: bool = False            # ProxyStatus On|Full: balancers in server-status
+    # Basic authentication (§19), used only when a Require rule needs a user: AuthType
+    # ("basic" or None), AuthName (the realm) and AuthUserFile (read at load, re-read on change).
+    auth_type: str | None = None
+    auth_name: str | None = None
+    auth_user_file: HtpasswdFile | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from portico.admin.basicauth import authorize
 from portico.config.model import (
     ProxySettings,
     ServerConfig,
@@ -178,11 +179,14 @@ class Pipeline:
                 front.local_error(ctx, exc.status)
                 return None
         # Access control (§19), before anything else looks at the request: Require rules of
-        # the matching Locations, compiled at load (portico.admin.access).
+        # the matching Locations, compiled at load (portico.admin.access), with Basic auth
+        # only when a rule needs a user (portico.admin.basicauth).
         access = settings.access
-        if access is not None and not access.allows(front.peer_ip, front.local_ip):
-            front.local_error(ctx, 403)
-            return None
+        if access is not None:
+            denial = authorize(access, settings, front.peer_ip, front.local_ip, head.headers)
+            if denial is not None:
+                front.local_error(ctx, denial.status, extra=list(denial.headers))
+                return None
         limit = settings.limit_request_body
         ctx.body_limit = limit
         if limit and head.content_length is not None and head.content_length > limit:

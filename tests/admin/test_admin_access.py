@@ -74,10 +74,10 @@ ERRORS = [
      "only Require lines"),
     ("<RequireAny>\n</RequireAny>", 2, "<RequireAny>", "no authorization directives"),
     ("Require host example.com", 2, "Require", "'Require host' is not supported"),
-    ("Require valid-user", 2, "Require", "needs authentication"),
+    ("Require group staff", 2, "Require", "is not supported"),
     ("Require ip", 2, "Require", "needs at least one address"),
     ("Require lunar phase", 2, "Require", "unknown authorization provider"),
-    ("AuthType Basic", 2, "AuthType", "not implemented yet"),
+    ("AuthType Digest", 2, "AuthType", "not supported"),
 ]
 
 

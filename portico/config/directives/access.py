@@ -7,8 +7,14 @@ Location (httpd's default ``AuthMerging Off``). Several Require lines and sectio
 in a Location combine like ``<RequireAny>``. httpd's load-time checks are kept (a negative
 Require in an "any" has no effect and is an error, and so on), with the file:line of the line.
 
+Basic authentication (mod_auth_basic + mod_authn_file): ``AuthType Basic|None``,
+``AuthName realm``, ``AuthBasicProvider file`` and ``AuthUserFile path`` set the Location (or
+server / virtual host) settings ``auth_type``, ``auth_name`` and ``auth_user_file``; they are
+used only when a ``Require user|valid-user`` needs a user. The user file is read at load (a
+missing file is a config error here) and again whenever it changes.
+
 Outside a Location only ``Require all granted`` is accepted (it changes nothing for a proxy
-that allows everything); ``<Proxy>`` rules, ``Require host``, Basic auth and the
+that allows everything); ``<Proxy>`` rules, ``Require host``, group files and the
 mod_access_compat directives are refused with a message that says so.
 """
 
@@ -24,6 +30,7 @@ from portico.admin.access import (
     check_section,
     compile_require,
 )
+from portico.admin.htpasswd import HtpasswdError, HtpasswdFile
 from portico.config.build import BuildContext, LocationScope
 from portico.config.registry import ALL_CONTEXTS, Context, DirectiveTable
 from portico.config.tree import Node
@@ -113,14 +120,45 @@ def _refuse_compat(ctx: BuildContext, node: Node) -> None:
                     "supported; use Require inside a <Location>")
 
 
-def _refuse_auth(ctx: BuildContext, node: Node) -> None:
-    raise ctx.error(f"{node.name}: authentication (Basic auth) is not implemented yet")
-
-
 for _name in ("Order", "Allow", "Deny", "Satisfy"):
     TABLE.directive(_name, ALL_CONTEXTS, args=(0, None))(_refuse_compat)
-for _name in ("AuthType", "AuthName", "AuthBasicProvider", "AuthUserFile", "AuthGroupFile",
-              "AuthBasicAuthoritative", "AuthzSendForbiddenOnFailure"):
+
+
+@TABLE.directive("AuthType", ALL_CONTEXTS, args=(1, 1))
+def _auth_type(ctx: BuildContext, node: Node) -> None:
+    kind = node.args[0].lower()
+    if kind not in ("basic", "none"):
+        raise ctx.error(f"AuthType {node.args[0]} is not supported (supported: Basic, None)")
+    ctx.set_setting("auth_type", None if kind == "none" else kind)
+
+
+@TABLE.directive("AuthName", ALL_CONTEXTS, args=(1, 1))
+def _auth_name(ctx: BuildContext, node: Node) -> None:
+    ctx.set_setting("auth_name", node.args[0])
+
+
+@TABLE.directive("AuthBasicProvider", ALL_CONTEXTS, args=(1, None))
+def _auth_basic_provider(ctx: BuildContext, node: Node) -> None:
+    unknown = [word for word in node.args if word.lower() != "file"]
+    if unknown:
+        raise ctx.error(f"authentication provider {unknown[0]!r} is not supported "
+                        "(supported: file)")
+
+
+@TABLE.directive("AuthUserFile", ALL_CONTEXTS, args=(1, 1))
+def _auth_user_file(ctx: BuildContext, node: Node) -> None:
+    try:
+        users = HtpasswdFile(ctx.state.resolve(node.args[0]))
+    except HtpasswdError as exc:
+        raise ctx.error(str(exc)) from None
+    ctx.set_setting("auth_user_file", users)
+
+
+def _refuse_auth(ctx: BuildContext, node: Node) -> None:
+    raise ctx.error(f"{node.name} is not supported (Basic auth with AuthUserFile is)")
+
+
+for _name in ("AuthGroupFile", "AuthBasicAuthoritative", "AuthzSendForbiddenOnFailure"):
     TABLE.directive(_name, ALL_CONTEXTS, args=(0, None))(_refuse_auth)
 
 
