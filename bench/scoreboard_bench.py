@@ -79,6 +79,8 @@ def run(lanes: int, n: int) -> list[tuple[str, float]]:
         ("lane add (slot.add_busy(1))", lambda: w.add_busy(1)),
         ("slot.begin() (busy+1, elected+1)", w.begin),
         ("slot.end(sent, read) (busy-1, requests+1, bytes)", lambda: w.end(100, 200)),
+        ("slot.observe_latency(s) (bisect, bucket+1, sum+us)", lambda: w.observe_latency(0.06)),
+        (f"latency histogram read (slot.latency(), {lanes} lanes)", w.latency),
         (f"lane sum read (slot.busy, {lanes} lanes)", lambda: w.busy),
         ("sb.worker(name, balancer) lookup", lambda: sb.worker(members[2], "balancer://c")),
         ("sb.members(balancer) (cached)", lambda: sb.members("balancer://c")),

@@ -12,6 +12,7 @@ API lives below it at ``/api`` (docs/manager.md, docs/openapi.yaml). Commands:
 * ``lbmethod BALANCER NAME``;
 * ``balancer BALANCER [--timeout S] [--maxattempts N] [--sticky S] [--nofailover on|off]``;
 * ``add BALANCER URL`` — a new member in a growth slot (it starts Disabled);
+* ``remove BALANCER MEMBER`` — removes a member added at run time (not one from the config);
 * ``export`` — the live state as httpd-syntax ``<Proxy balancer://…>`` sections.
 
 ``BALANCER`` is ``name`` or ``balancer://name``; ``MEMBER`` is a member's index, its URL or
@@ -95,6 +96,12 @@ class ManagerClient:
         """POST a new member; the member as added (Disabled)."""
         return self.request("POST", f"/balancers/{_quote(balancer['id'])}/members",
                             {"url": url}, balancer.get("nonce"))
+
+    def remove_member(self, balancer: dict[str, Any], index: int) -> dict[str, Any]:
+        """DELETE member ``index`` (one added at run time); the member as it was."""
+        return self.request(
+            "DELETE", f"/balancers/{_quote(balancer['id'])}/members/{index}", None,
+            balancer.get("nonce"))
 
     def request(self, method: str, path: str, body: dict[str, Any] | None = None,
                 nonce: str | None = None) -> Any:
@@ -219,6 +226,10 @@ def _print_member(b: dict[str, Any], m: dict[str, Any], out: TextIO) -> None:
 
 # ---------------------------------------------------------------------- export
 
+def _print_removed(m: dict[str, Any], out: TextIO) -> None:
+    out.write(f"removed member {m['index']} {m['name']}\n")
+
+
 def _word(text: str) -> str:
     """One config argument, quoted when it holds blanks or quotes (the lexer's rules)."""
     if text and not any(c.isspace() or c in "\"'" for c in text):
@@ -312,6 +323,9 @@ def _parser() -> argparse.ArgumentParser:
     s = add("add", help="add a member into a growth slot (starts Disabled)")
     s.add_argument("balancer")
     s.add_argument("member_url", metavar="URL")   # not "url": that is the manager's --url
+    s = add("remove", help="remove a member added at run time (frees its slot)")
+    s.add_argument("balancer")
+    s.add_argument("member", help="index, URL or route")
     add("export", help="print the live state as httpd-syntax config")
     return p
 
@@ -356,6 +370,8 @@ def _dispatch(args: argparse.Namespace, client: ManagerClient) -> tuple[Any, _Pr
     if command == "add":
         return client.add_member(balancer, args.member_url), member_printer
     index = resolve_member(balancer, args.member)
+    if command == "remove":
+        return client.remove_member(balancer, index), _print_removed
     changes = ({"status": _STATE_COMMANDS[command]} if command in _STATE_COMMANDS
                else _changes(args, ["loadfactor", "lbset", "route", "redirect"]))
     return client.patch_member(balancer, index, changes), member_printer

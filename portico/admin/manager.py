@@ -22,11 +22,17 @@ What it promises
   once. A changed lbfactor sets every member's lbstatus to its lbfactor (httpd's
   recalc_factors); an edit that makes an unusable member usable again resets the lbmethod
   state.
+* ``GET <location>?xml=1`` with a same-host Referer answers httpd's ``<httpd:manager>`` XML
+  document for every balancer (``render_xml``; without the Referer httpd ignores the
+  parameter and so do we).
+* httpd's health-check fields (``w_hm w_hu w_hi w_hp w_hf w_he``) are ignored: the
+  scoreboard has no room for those settings, so the page shows the configured ones
+  read-only next to the live pass/fail counts.
 * ``<location>/api/…`` is the JSON API (`portico.admin.manager_api`).
 
-Members added into growth slots exist in the scoreboard and on this page, but the serving
-processes do not route to them yet (their Balancer has no Worker for them); see
-docs/manager.md.
+Members added into growth slots are routed to by every serving process once it notices
+them (its next pick for that balancer); a member added at run time can be removed again
+through the JSON API (``remove_member``), which frees its slot.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ __all__ = [
     "BalancerEdit", "EditError", "MemberEdit", "apply_balancer_edit", "apply_member_edit",
     "balancer_manager", "effective_nonce", "find_balancer", "nonce_matches", "parse_lbfactor",
     "parse_lbset", "parse_lbmethod", "parse_maxattempts", "parse_member_url",
-    "parse_route", "parse_sticky", "parse_timeout", "referer_matches",
+    "parse_route", "parse_sticky", "parse_timeout", "referer_matches", "remove_member",
+    "render_xml",
 ]
 
 import functools
@@ -48,8 +55,10 @@ import string
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
+from xml.sax.saxutils import escape as xml_escape
 
 from portico import SERVER_SOFTWARE
+from portico.config.model import WorkerParams
 from portico.proxy.local import LocalRequest, LocalResponse, handler
 from portico.state import layout as L
 from portico.state import persist
@@ -66,6 +75,7 @@ _MAX_FORM = 4096       # httpd reads ~1 KB of form; a little more room, still bo
 _SCHEMES = frozenset({"http", "https", "h2", "h2c", "ws", "wss", "fcgi", "scgi", "uwsgi",
                       "ajp", "unix"})
 _HISTORY_SHOWN = 10
+_DEFAULT_PARAMS = WorkerParams()   # what a member added at run time gets
 
 log = logging.getLogger("portico.admin")
 
@@ -301,6 +311,17 @@ def apply_balancer_edit(pipeline: Any, balancer: Any, edit: BalancerEdit) -> Any
     return added
 
 
+def remove_member(pipeline: Any, balancer: Any, slot: Any) -> None:
+    """Remove a member added at run time and free its growth slot; every serving process
+    stops routing to it on its next pick. EditError for a member from the config (those
+    stay: change the config instead) or one already gone."""
+    try:
+        pipeline.scoreboard.remove_worker(slot.name, balancer.name)
+    except (KeyError, ValueError) as exc:
+        raise EditError(str(exc).strip("'\"")) from None
+    persist_edits(pipeline)
+
+
 def persist_edits(pipeline: Any) -> None:
     """BalancerPersist On: write the edited state where the next start will find it."""
     config = pipeline.config
@@ -383,6 +404,10 @@ def balancer_manager(request: LocalRequest) -> LocalResponse:
         return LocalResponse(405, b"Only GET and POST are accepted.\n", "text/plain",
                              [(b"Allow", b"GET, POST")])
     fields = _form_fields(request)
+    if (request.method == "GET" and fields.get("xml") == "1"
+            and referer_matches(request)):   # httpd ignores every parameter without one
+        return LocalResponse(200, render_xml(request.pipeline).encode(),
+                             "text/xml; charset=utf-8", [(b"Cache-Control", b"no-store")])
     notice = ""
     if request.method == "POST" and fields:
         refused = _check_post(request, fields)
@@ -444,6 +469,94 @@ def _apply_form(request: LocalRequest, fields: dict[str, str]) -> str | LocalRes
     return "; ".join(done)
 
 
+# -- the XML view (?xml=1, §13.3) --------------------------------------------------------------
+_XML_NS = "http://httpd.apache.org"
+
+
+def render_xml(pipeline: Any) -> str:
+    """httpd's ``?xml=1`` document: ``<httpd:manager>`` with every balancer and its workers,
+    element names and order as httpd 2.4 writes them (reference §13.3). Unlike httpd every
+    text is XML-escaped, so the document is always well-formed."""
+    out = ["<?xml version='1.0' encoding='UTF-8' ?>",
+           f"<httpd:manager xmlns:httpd='{_XML_NS}'>", "  <httpd:balancers>"]
+    for balancer in pipeline.balancers.values():
+        out += _xml_balancer(pipeline, balancer)
+    out += ["  </httpd:balancers>", "</httpd:manager>", ""]
+    return "\n".join(out)
+
+
+def _xml_balancer(pipeline: Any, balancer: Any) -> list[str]:
+    record = balancer.record
+    cookie, url = record.sticky, record.sticky_path
+    sticky = "" if not cookie and not url else (
+        cookie if url in ("", cookie) else f"{cookie}|{url}")
+    lines = ["    <httpd:balancer>"]
+    lines += _xml_elements("      ", [
+        ("name", balancer.name), ("nonce", effective_nonce(balancer) or ""),
+        *([("stickysession", sticky)] if sticky else []),
+        ("nofailover", "On" if record.nofailover else "Off"),
+        ("timeout", f"{int(record.timeout)}"), ("maxattempts", record.maxattempts),
+        ("lbmethod", record.lbmethod),
+        ("scolonpathdelim", "On" if balancer.spec.params.scolonpathdelim else "Off")])
+    lines.append("      <httpd:workers>")
+    specs = {w.spec.name: w.spec for w in balancer.members}
+    for slot in pipeline.scoreboard.members(balancer.name):
+        lines.append("        <httpd:worker>")
+        lines += _xml_elements("          ", _xml_worker(slot, specs.get(slot.name)))
+        lines.append("        </httpd:worker>")
+    lines += ["      </httpd:workers>", "    </httpd:balancer>"]
+    return lines
+
+
+def _xml_worker(slot: Any, spec: Any) -> list[tuple[str, object]]:
+    """One worker's elements; the bracketed ones of §13.3 only when set in the config."""
+    p = spec.params if spec is not None else _DEFAULT_PARAMS
+    if spec is not None:
+        scheme, host, port = spec.scheme, spec.host, spec.port
+    else:   # added in another process and not adopted here yet: read its URL
+        parts = urlsplit(slot.name)
+        scheme, host = parts.scheme, parts.hostname or ""
+        port = parts.port or {"https": 443, "wss": 443}.get(scheme, 80)
+    given = p.explicit
+    factor = f"{slot.lbfactor / 100:.2f}"
+    elements: list[tuple[str, object]] = [
+        ("name", slot.name), ("scheme", scheme), ("hostname", host), ("loadfactor", factor),
+        ("port", port), ("min", p.min), ("smax", p.smax if p.smax is not None else p.max),
+        ("max", p.max), ("ttl", _num(p.ttl or 0))]
+    for key, value in (("timeout", p.timeout), ("acquire", p.acquire),
+                       ("recv_buffer_size", p.receivebuffersize),
+                       ("io_buffer_size", p.iobuffersize),
+                       ("keepalive", "On" if p.keepalive else "Off")):
+        param = {"recv_buffer_size": "receivebuffersize",
+                 "io_buffer_size": "iobuffersize"}.get(key, key)
+        if param in given and value is not None:
+            elements.append((key, _num(value) if isinstance(value, float) else value))
+    elements.append(("status", status_string(slot.status).strip()))
+    if slot.error_time:
+        elements.append(("error_time", f"{int(slot.error_time * 1_000_000)}"))
+    elements += [
+        ("retries", slot.retries), ("lbstatus", slot.lbstatus), ("loadfactor", factor),
+        ("transferred", slot.transferred), ("read", slot.read), ("elected", slot.elected),
+        ("route", slot.route), ("redirect", slot.redirect), ("busy", slot.busy),
+        ("lbset", slot.lbset)]
+    if scheme == "ajp":
+        elements += [("flushpackets", p.flushpackets),
+                     ("flushwait", round(p.flushwait * 1000)),
+                     ("ping", round((p.ping or 0) * 1_000_000))]
+    if "enablereuse" in given or "disablereuse" in given:
+        elements.append(("disablereuse", "Off" if p.enablereuse else "On"))
+    if "connectiontimeout" in given and p.connectiontimeout is not None:
+        elements.append(("connectiontimeout", round(p.connectiontimeout * 1000)))
+    if "retry" in given:
+        elements.append(("retry", _num(p.retry)))
+    return elements
+
+
+def _xml_elements(indent: str, pairs: list[tuple[str, object]]) -> list[str]:
+    return [f"{indent}<httpd:{key}>{xml_escape(str(value))}</httpd:{key}>"
+            for key, value in pairs]
+
+
 # -- the page ----------------------------------------------------------------------------------
 @functools.cache
 def _template(name: str) -> string.Template:
@@ -473,7 +586,8 @@ def _balancer_section(pipeline: Any, balancer: Any, action: str) -> str:
     members = pipeline.scoreboard.members(balancer.name)
     specs = {w.spec.name: w.spec for w in balancer.members}
     rows = [_member_row(n, slot, specs.get(slot.name)) for n, slot in enumerate(members)]
-    forms = [_member_form(balancer, slot, action, nonce) for slot in members]
+    forms = [_member_form(balancer, slot, specs.get(slot.name), action, nonce)
+             for slot in members]
     cookie, url = record.sticky, record.sticky_path
     sticky_text = "(None)" if not cookie and not url else (
         cookie if url in ("", cookie) else f"{cookie} | {url}")
@@ -519,9 +633,19 @@ def _member_row(index: int, slot: Any, spec: Any) -> str:
         f'<td class="num">{slot.elected}</td>', f'<td class="num">{slot.busy}</td>',
         f'<td class="num">{slot.lbstatus}</td>', f'<td class="num">{_size(slot.transferred)}</td>',
         f'<td class="num">{_size(slot.read)}</td>',
+        *(f"<td>{esc(str(v))}</td>" for v in _hc_columns(slot, spec)),
         f"<td>{_health_state(slot, spec)}</td>", f'<td class="hist">{_history(slot)}</td>',
     ]
     return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _hc_columns(slot: Any, spec: Any) -> tuple[str, str, str, str, str, str]:
+    """httpd's hcheck columns: method, interval (ms), "passes (pcount)", "fails (fcount)",
+    uri, expr. The scoreboard holds only the live counts, so the settings are the config's
+    (a member added at run time has the defaults) and the manager cannot edit them."""
+    p = spec.params if spec is not None else _DEFAULT_PARAMS
+    return (p.hcmethod, f"{round(p.hcinterval * 1000)}", f"{p.hcpasses} ({slot.pcount})",
+            f"{p.hcfails} ({slot.fcount})", p.hcuri or "-", p.hcexpr or "-")
 
 
 def _health_state(slot: Any, spec: Any) -> str:
@@ -543,7 +667,7 @@ def _history(slot: Any) -> str:
         f'{"ok" if ok else "FAIL"}</span>' for _when, ok, latency in results)
 
 
-def _member_form(balancer: Any, slot: Any, action: str, nonce: str) -> str:
+def _member_form(balancer: Any, slot: Any, spec: Any, action: str, nonce: str) -> str:
     esc = html.escape
     status = slot.status
     flags = []
@@ -554,8 +678,12 @@ def _member_form(balancer: Any, slot: Any, action: str, nonce: str) -> str:
             f"<label>{esc(_FLAG_LABELS[letter])} ({letter}) <select name=\"{field}\">"
             f'<option value="0"{"" if on else " selected"}>Off</option>'
             f'<option value="1"{" selected" if on else ""}>On</option></select></label>')
+    method, interval, passes, fails, uri, expr = _hc_columns(slot, spec)
+    hc_summary = esc(f"method {method}, interval {interval} ms, passes {passes}, "
+                     f"fails {fails}, uri {uri}, expr {expr}")
     return _template("manager_member.html").substitute(
-        action=action, name=esc(slot.name, quote=True), balancer=esc(balancer.name, quote=True),
+        hc_summary=hc_summary, action=action, name=esc(slot.name, quote=True),
+        balancer=esc(balancer.name, quote=True),
         nonce=esc(nonce, quote=True), factor=f"{slot.lbfactor / 100:.2f}", lbset=slot.lbset,
         route=esc(slot.route, quote=True), redirect=esc(slot.redirect, quote=True),
         flag_inputs="\n".join(flags))

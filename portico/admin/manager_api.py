@@ -11,13 +11,17 @@ position as listed, configured members first, then added ones):
 * ``PATCH /balancers/{name}/members/{index}`` — ``loadfactor``, ``lbset``, ``route``,
   ``redirect``, ``status`` (an object of flag letter → bool);
 * ``POST /balancers/{name}/members`` — ``{"url": …}`` adds a member into a growth slot
-  (Disabled, as the form does).
+  (Disabled, as the form does);
+* ``DELETE /balancers/{name}/members/{index}`` — removes a member added at run time and
+  frees its growth slot (409 for a member from the config); the answer is the member as it
+  was, with ``"removed": true``. Later members' indexes move down by one.
 
-Promises: a write needs the balancer's nonce in ``X-Portico-Nonce`` (403 otherwise, unless
-the config says ``nonce=None``) and a JSON body sent as ``application/json`` (415
-otherwise; a cross-site HTML form can send neither). Values go through the same validators
-as the HTML form, but here a bad value or an unknown key is a 400 with ``{"error": …}`` and
-nothing is changed: the whole body is validated before anything is written.
+Promises: a write (PATCH, POST, DELETE) needs the balancer's nonce in ``X-Portico-Nonce``
+(403 otherwise, unless the config says ``nonce=None``); PATCH and POST also need a JSON body
+sent as ``application/json`` (415 otherwise; a cross-site HTML form can send neither).
+Values go through the same validators as the HTML form, but here a bad value or an unknown
+key is a 400 with ``{"error": …}`` and nothing is changed: the whole body is validated
+before anything is written.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from portico.admin.manager import (
     parse_route,
     parse_sticky,
     parse_timeout,
+    remove_member,
 )
 from portico.proxy.local import LocalRequest, LocalResponse
 from portico.state.flags import status_string, to_letters
@@ -116,7 +121,7 @@ def _route(request: LocalRequest, parts: list[str]) -> tuple[int, Any]:
         index = list(pipeline.scoreboard.members(balancer.name)).index(slot)
         return 201, _member_state(index, slot)
     if len(parts) == 4:
-        _allow(method, "GET, PATCH")
+        _allow(method, "GET, PATCH, DELETE")
         try:
             index = int(parts[3])
             slot = members[index] if index >= 0 else None
@@ -124,6 +129,14 @@ def _route(request: LocalRequest, parts: list[str]) -> tuple[int, Any]:
             slot = None
         if slot is None:
             raise _Refused(404, f"no member {parts[3]!r} in {balancer.name}")
+        if method == "DELETE":
+            _check_nonce(request, balancer)
+            gone = {**_member_state(index, slot), "removed": True}
+            try:
+                remove_member(pipeline, balancer, slot)
+            except EditError as exc:
+                raise _Refused(409, str(exc)) from None
+            return 200, gone
         if method == "PATCH":
             body = _write_body(request, balancer)
             apply_member_edit(pipeline, balancer, slot, _member_edit(body))
@@ -137,9 +150,9 @@ def _allow(method: str, allowed: str) -> None:
 
 
 def _write_body(request: LocalRequest, balancer: Any) -> dict[str, Any]:
-    """The checks every write passes: nonce header, JSON media type, a JSON object."""
-    if not nonce_matches(balancer, request.header(NONCE_HEADER)):
-        raise _Refused(403, f"a write needs the balancer's nonce in {NONCE_HEADER}")
+    """The checks every write with a body passes: nonce header, JSON media type, a JSON
+    object."""
+    _check_nonce(request, balancer)
     ctype = (request.header("Content-Type") or "").split(";", 1)[0].strip().lower()
     if ctype != _JSON:
         raise _Refused(415, "send the body as application/json")
@@ -150,6 +163,12 @@ def _write_body(request: LocalRequest, balancer: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _Refused(400, "the body must be a JSON object")
     return body
+
+
+def _check_nonce(request: LocalRequest, balancer: Any) -> None:
+    """403 unless the request carries the balancer's nonce (or the check is off)."""
+    if not nonce_matches(balancer, request.header(NONCE_HEADER)):
+        raise _Refused(403, f"a write needs the balancer's nonce in {NONCE_HEADER}")
 
 
 _BALANCER_FIELDS = {"lbmethod": parse_lbmethod, "timeout": parse_timeout,

@@ -10,13 +10,13 @@ per member ``requests_total``, ``errors_total``, ``elected_total``, ``busy``,
 status letter), ``usable``, ``lbstatus``, ``lbfactor``, ``lbset``, and health
 (``health_last_ok`` once a check ran, ``health_last_check_timestamp_seconds``,
 ``health_consecutive_passes``/``failures``, ``health_recent_passed``/``failed`` over the
-history ring); per process (label ``process``, the slot index) ``process_connections``,
-``process_connections_accepted_total``, ``process_requests_total``,
+history ring), and the histogram ``member_request_duration_seconds`` (time from sending a
+request to the end of its response, for requests whose response completed: cumulative
+``_bucket{le=…}`` series over ``layout.LATENCY_BOUNDS`` and ``+Inf``, ``_sum``, ``_count``;
+``_count`` equals the ``+Inf`` bucket); per process (label ``process``, the slot index)
+``process_connections``, ``process_connections_accepted_total``, ``process_requests_total``,
 ``process_received_bytes_total``, ``process_sent_bytes_total``, ``process_up``; and
 server-wide totals that include retired processes.
-
-Not here: a request latency histogram. The scoreboard keeps no per-request durations, and
-adding them is a scoreboard layout change, not a metrics one.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from typing import Any
 
 from portico.proxy.local import LocalRequest, LocalResponse, handler
 from portico.state.flags import LETTERS, Status, is_usable
+from portico.state.layout import LATENCY_BOUNDS
 from portico.state.scoreboard import ProcState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -43,12 +44,14 @@ class Exposition:
         self._families: dict[str, tuple[str, str, list[str]]] = {}
 
     def sample(self, name: str, kind: str, help_text: str, value: float,
-               labels: dict[str, str] | None = None) -> None:
-        """Add one sample to family ``portico_<name>`` (declared on first use)."""
-        full = f"portico_{name}"
-        family = self._families.get(full)
+               labels: dict[str, str] | None = None, suffix: str = "") -> None:
+        """Add one sample to family ``portico_<name>`` (declared on first use); the sample's
+        name is the family's plus ``suffix`` (a histogram's ``_bucket``, ``_sum``, ``_count``)."""
+        family_name = f"portico_{name}"
+        full = family_name + suffix
+        family = self._families.get(family_name)
         if family is None:
-            family = self._families[full] = (kind, help_text, [])
+            family = self._families[family_name] = (kind, help_text, [])
         label_text = ""
         if labels:
             label_text = "{" + ",".join(f'{k}="{_escape_label(v)}"'
@@ -152,7 +155,26 @@ def _member(ex: Exposition, slot: Any) -> None:
     ex.sample("member_lbfactor", "gauge", "Load factor (1 = 100 in scoreboard units).",
               slot.lbfactor / 100, labels)
     ex.sample("member_lbset", "gauge", "Load-balancer set.", slot.lbset, labels)
+    _duration(ex, slot, labels)
     _health(ex, slot, labels, status)
+
+
+_DURATION_HELP = ("Seconds from sending a request to the member to the end of its response "
+                  "(completed responses only).")
+_LE = (*(repr(float(bound)) for bound in LATENCY_BOUNDS), "+Inf")   # le label values
+
+
+def _duration(ex: Exposition, slot: Any, labels: dict[str, str]) -> None:
+    counts, total = slot.latency()
+    running = 0
+    for le, n in zip(_LE, counts, strict=True):
+        running += n
+        ex.sample("member_request_duration_seconds", "histogram", _DURATION_HELP, running,
+                  {**labels, "le": le}, "_bucket")
+    ex.sample("member_request_duration_seconds", "histogram", _DURATION_HELP, total, labels,
+              "_sum")
+    ex.sample("member_request_duration_seconds", "histogram", _DURATION_HELP, running,
+              labels, "_count")
 
 
 def _health(ex: Exposition, slot: Any, labels: dict[str, str], status: int) -> None:

@@ -463,6 +463,7 @@ class HttpExchange:
         if self._override:
             self._release_backend(reusable=True)
             self._finished = True
+            self._observe_latency()
             self._account_end(error=False)
             self.front.local_error(ctx, ctx.status, override=True)
             return
@@ -486,8 +487,17 @@ class HttpExchange:
         reusable = (conn is not None and self._request_done and ctx.response_keep_alive
                     and not ctx.close_backend)
         self._release_backend(reusable)
+        self._observe_latency()
         self._account_end(error=False)
         self.front.response_done(ctx)
+
+    def _observe_latency(self) -> None:
+        """A whole response arrived: put its duration, from sending the request to the end
+        of the response, into the worker's histogram (failed or abandoned requests, which
+        have no such end, are not observed)."""
+        ctx = self.ctx
+        if ctx.sent_at:
+            ctx.worker.slot.observe_latency(asyncio.get_running_loop().time() - ctx.sent_at)
 
     def _release_backend(self, reusable: bool) -> None:
         conn = self._backend

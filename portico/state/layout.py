@@ -17,10 +17,10 @@ a board written by a different layout is refused (``LayoutMismatch``) instead of
 from __future__ import annotations
 
 __all__ = [
-    "BALANCER", "HEADER", "HEALTH_RING", "LANE", "LANE_COUNTERS", "LAYOUT_VERSION",
-    "LayoutMismatch", "MAGIC", "MAX_BALANCER_NAME", "MAX_LBMETHOD", "MAX_NONCE", "MAX_ROUTE",
-    "MAX_STICKY", "MAX_WORKER_NAME", "PROCESS", "Record", "WORKER", "fingerprint",
-    "read_str", "write_str",
+    "BALANCER", "HEADER", "HEALTH_RING", "LANE", "LANE_COUNTERS", "LATENCY_BOUNDS",
+    "LATENCY_BUCKETS", "LATENCY_SUM", "LAYOUT_VERSION", "LayoutMismatch", "MAGIC",
+    "MAX_BALANCER_NAME", "MAX_LBMETHOD", "MAX_NONCE", "MAX_ROUTE", "MAX_STICKY",
+    "MAX_WORKER_NAME", "PROCESS", "Record", "WORKER", "fingerprint", "read_str", "write_str",
 ]
 
 import zlib
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 MAGIC = b"PORTICO\x00"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2           # 2: the request-duration histogram in the lanes
 
 # Limits (§1.3). "< 64" in httpd means 63 usable bytes plus its NUL; we keep the same bound.
 MAX_WORKER_NAME = 384        # the extended worker name
@@ -98,9 +98,19 @@ HEADER = Record("header", [
     ("retired_bytes_in", "q"), ("retired_bytes_out", "q"),
 ])
 
+#: Upper bounds in seconds of the request-duration histogram's finite buckets, ascending.
+#: A value goes to the first bucket whose bound is >= it (Prometheus ``le``); one more
+#: bucket (+Inf) takes what is above the last bound. Part of the layout fingerprint.
+LATENCY_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Lane counter names of the histogram buckets (not cumulative), the +Inf one last.
+LATENCY_BUCKETS = tuple(f"lat_{n}" for n in range(len(LATENCY_BOUNDS) + 1))
+#: Lane counter name of the histogram's sum, in whole microseconds.
+LATENCY_SUM = "lat_sum_us"
+
 #: The per-process counters of one worker, in lane order. ``busy`` goes up and down; the
 #: others only grow. The worker record holds one ``carry_<name>`` per counter (see WORKER).
-LANE_COUNTERS = ("busy", "elected", "requests", "errors", "transferred", "read")
+LANE_COUNTERS = ("busy", "elected", "requests", "errors", "transferred", "read",
+                 *LATENCY_BUCKETS, LATENCY_SUM)
 LANE = Record("lane", [(name, "q") for name in LANE_COUNTERS])
 
 WORKER = Record("worker", [
@@ -134,8 +144,10 @@ PROCESS = Record("process", [
 
 
 def fingerprint() -> int:
-    """CRC-32 of every record's field list: changes whenever any offset or size does."""
+    """CRC-32 of every record's field list and of the histogram bounds: changes whenever
+    any offset, size or bucket bound does."""
     text = "|".join(r.describe() for r in (HEADER, LANE, WORKER, BALANCER, PROCESS))
+    text += "|latency:" + ",".join(repr(b) for b in LATENCY_BOUNDS)
     return zlib.crc32(text.encode()) & 0xFFFFFFFF
 
 

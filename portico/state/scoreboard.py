@@ -11,8 +11,10 @@ Promises
   ``LayoutMismatch`` rather than being misread.
 * Record fields have fixed offsets (``layout``); reads and writes go through typed
   ``memoryview`` casts: no pickling, no ``struct`` on the hot path.
-* Counters every request touches (busy, elected, requests, errors, transferred, read) never
-  lose an update across processes (see "How it works").
+* Counters every request touches (busy, elected, requests, errors, transferred, read, and
+  the request-duration histogram: one counter per bucket of ``layout.LATENCY_BOUNDS`` plus
+  +Inf, and a sum in microseconds) never lose an update across processes (see "How it
+  works").
 * ``lbstatus`` read-modify-writes are exact when done inside ``sb.lock(balancer)``; flag and
   setting edits are exact because they take the board's edit lock themselves.
 
@@ -56,7 +58,9 @@ processes interleaving them lose one increment. Two techniques avoid that:
 Measured costs (``bench/scoreboard_bench.py``, this shared 2-core machine, best of 3, ns per
 op, 2 and 8 lanes alike unless noted): shared field read ~70-100; field write ~80;
 ``lbstatus +=`` ~150-180; lane add (``add_busy``) ~110; ``begin()`` ~160; ``end(sent,
-read)`` ~330; lane-summed read (``busy``) ~230 with 2 lanes, ~270 with 8; ``sb.worker()``
+read)`` ~330; ``observe_latency(s)`` ~300-340 (a bisect ~60, ``int(s*1e6)`` ~60, two lane
+adds; about one ``end``); ``latency()`` (13 lane sums, a metrics scrape's cost per member)
+~3 µs; lane-summed read (``busy``) ~230 with 2 lanes, ~270 with 8; ``sb.worker()``
 lookup ~160; balancer lock acquire+release (``with sb.lock(b)``) ~250; a whole byrequests
 pick over 4 members with begin/end ~2.8-4 µs; ``set_flags`` or ``clear_flags`` (edit lock,
 timestamp, counters) ~2.2 µs each, an error-path cost. An fcntl byte-range lock (the
@@ -79,6 +83,7 @@ import os
 import struct
 import time
 import uuid
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -224,8 +229,9 @@ class WorkerSlot(_Slot):
 
     Plain attributes read and write shared memory directly. Counters summed over lanes
     (``busy``, ``elected``, ``requests``, ``errors``, ``transferred``, ``read``) are read-only
-    properties; the owning process changes them with the ``add_*``/``begin``/``end`` methods,
-    which need ``sb.bind(index)`` to have chosen this process's lane. ``lbstatus`` changes
+    properties; the owning process changes them with the ``add_*``/``begin``/``end`` methods
+    (and the duration histogram with ``observe_latency``, read with ``latency``), which need
+    ``sb.bind(index)`` to have chosen this process's lane. ``lbstatus`` changes
     belong inside ``sb.lock(balancer)``.
     """
 
@@ -339,6 +345,37 @@ class WorkerSlot(_Slot):
         if read:
             q[k + 5] += read
 
+    def observe_latency(self, seconds: float) -> None:
+        """Count one request that took ``seconds`` (sent to end of response) in the
+        duration histogram: the bucket of the first bound >= ``seconds`` (+Inf above the
+        last), and the sum (whole microseconds, a negative duration counts as 0)."""
+        # Hot path: one bisect over a module-level tuple, two adds to this process's lane.
+        k = self._mine
+        if k < 0:
+            self._own()
+        if seconds < 0.0:
+            seconds = 0.0
+        q = self._v.q
+        q[k + _LAT0 + bisect_left(_BOUNDS, seconds)] += 1
+        q[k + _LAT_SUM] += int(seconds * 1e6)
+
+    def latency(self) -> tuple[list[int], float]:
+        """The duration histogram summed over lanes: (per-bucket counts, one per
+        ``layout.LATENCY_BOUNDS`` entry then +Inf, *not* cumulative; sum in seconds).
+        The count of observations is ``sum(counts)``. Each counter is read once, so the
+        counts agree with each other, though another process may add meanwhile."""
+        q, carry, lane0, end, stride = (self._v.q, self._carry, self._lane0, self._lane_end,
+                                        self._stride)
+        counts = [q[carry + n] + sum(q[lane0 + n:end:stride])
+                  for n in range(_LAT0, _LAT0 + len(_BOUNDS) + 1)]
+        total_us = q[carry + _LAT_SUM] + sum(q[lane0 + _LAT_SUM:end:stride])
+        return counts, total_us / 1e6
+
+    def _counter(self, index: int) -> int:
+        """Lane counter ``index`` (LANE_COUNTERS order): carry plus every lane."""
+        q = self._v.q
+        return q[self._carry + index] + sum(q[self._lane0 + index:self._lane_end:self._stride])
+
     def _own(self) -> int:
         if self._mine < 0:
             raise RuntimeError("this process has no lane: call Scoreboard.bind(index) first")
@@ -347,10 +384,13 @@ class WorkerSlot(_Slot):
     def reset_counters(self, *names: str) -> None:
         """Make the named lane counters read 0 from now on (not ``busy``: it is exact).
 
-        Used for an lbmethod change or a re-enable (bytraffic's transferred/read, …).
+        Used for an lbmethod change or a re-enable (bytraffic's transferred/read, …). Names
+        are ``layout.LANE_COUNTERS``; ``"latency"`` stands for every histogram counter.
         """
         with self._board._edit_lock():
-            for name in names:
+            expanded = [n for name in names
+                        for n in (_LATENCY_NAMES if name == "latency" else (name,))]
+            for name in expanded:
                 index = L.LANE_COUNTERS.index(name)
                 if index == 0:
                     raise ValueError("busy counts requests in flight and is never reset")
@@ -404,6 +444,7 @@ class WorkerSlot(_Slot):
             "errors": self.errors, "transferred": self.transferred, "read": self.read,
             "error_time": self.error_time, "retries": self.retries, "route": self.route,
             "redirect": self.redirect, "updated": self.updated, "edits": self.edits,
+            "latency": _latency_snapshot(*self.latency()),
             "health": {
                 "pcount": self.pcount, "fcount": self.fcount, "last_ok": last,
                 "last_time": self.hc_last_time,
@@ -430,7 +471,7 @@ class WorkerSlot(_Slot):
         v.raw[ring] = old._v.raw[old_ring]
         lanes_now = [sum(v.q[self._lane0 + n:self._lane_end:self._stride])
                      for n in range(len(L.LANE_COUNTERS))]
-        olds = (0, old.elected, old.requests, old.errors, old.transferred, old.read)
+        olds = [old._counter(n) for n in range(len(L.LANE_COUNTERS))]
         for n in range(1, len(L.LANE_COUNTERS)):
             v.q[self._carry + n] = olds[n] - lanes_now[n]
         if settings:
@@ -461,6 +502,20 @@ _W_RING = _W["hc_ring"].offset
 _W_NAME = _W["name"].offset
 _W_ROUTE = _W["route"].offset
 _W_REDIRECT = _W["redirect"].offset
+
+_BOUNDS = L.LATENCY_BOUNDS
+_LAT0 = L.LANE_COUNTERS.index(L.LATENCY_BUCKETS[0])
+_LAT_SUM = L.LANE_COUNTERS.index(L.LATENCY_SUM)
+_LATENCY_NAMES = (*L.LATENCY_BUCKETS, L.LATENCY_SUM)
+
+
+def _latency_snapshot(counts: list[int], total: float) -> dict[str, Any]:
+    """JSON-able histogram: cumulative ``[le, count]`` pairs (le None for +Inf), sum, count."""
+    running, buckets = 0, []
+    for bound, n in zip((*_BOUNDS, None), counts, strict=True):
+        running += n
+        buckets.append([bound, running])
+    return {"buckets": buckets, "sum_seconds": total, "count": running}
 
 
 class BalancerSlot(_Slot):
@@ -954,11 +1009,44 @@ class Scoreboard:
         self._refresh_index()
         return free
 
+    def remove_worker(self, name: str, balancer: str) -> None:
+        """Free the growth slot of member ``name``, added at run time (``add_worker``).
+
+        The whole record is wiped (name, settings, health, score) so a later ``add_worker``
+        reusing the slot starts clean; ``growth_used`` drops by one and ``members_version``
+        moves, so every process sees the member gone on its next ``members`` call. Requests
+        already running on the member finish (their ``busy`` count lives in the lanes).
+        KeyError for an unknown member; ValueError for a member from the config, which is
+        never removed at run time.
+        """
+        b = self.balancer(balancer)
+        with self._edit_lock():
+            self._refresh_index()
+            index = self._index.get((balancer, name))
+            if index is None:
+                raise KeyError(f"no member {name!r} in {balancer}")
+            slot = self._worker_slot(index)
+            if not _member_is_added(self, slot):
+                raise ValueError(f"{name} is configured in {balancer}; only members added "
+                                 "at run time can be removed")
+            v = self._v
+            edits = v.u[slot._b4 + _W_EDITS]
+            v.raw[slot._base:slot._base + L.WORKER.size] = bytes(L.WORKER.size)
+            owner = self._bindex[balancer]
+            _init_worker(v.raw, slot._base, owner, None)
+            v.u[slot._b4 + _W_EDITS] = edits   # keep counting, so pollers notice the change
+            v.u[b._b4 + _B_GROWTH_USED] -= 1
+            slot._touch()
+            b._touch()
+            v.q[self._h.index8("members_version")] += 1
+        self._refresh_index()
+
     def migrate_from(self, old: Scoreboard, keep_flags: int = KEPT_FLAGS,
                      keep_settings: bool = False) -> list[tuple[str | None, str]]:
         """Copy the runtime state of every worker whose (balancer, name) exists in both boards:
         the ``keep_flags`` bits of status, lbstatus, error time, retries, health counters and
-        ring, and the counters (elected, requests, errors, transferred, read; not busy,
+        ring, and the counters (elected, requests, errors, transferred, read, the duration
+        histogram; not busy,
         which belongs to the old processes still draining). Balancers found in both keep
         their nonce. ``keep_settings`` (BalancerPersist) also copies lbfactor, lbset, route,
         redirect, the balancers' editable settings, and members added through the manager

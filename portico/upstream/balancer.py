@@ -71,8 +71,8 @@ class LiveParams:
 class Balancer:
     """One ``balancer://name`` in one serving process (see the module docstring)."""
 
-    __slots__ = ("_edits", "_method_name", "board", "grow", "lock", "method", "members",
-                 "name", "params", "record", "spec", "sticky", "view")
+    __slots__ = ("_configured", "_edits", "_method_name", "_seen", "board", "grow", "lock",
+                 "method", "members", "name", "params", "record", "spec", "sticky", "view")
 
     def __init__(self, spec: BalancerSpec, members: Sequence[Worker], board: Scoreboard) -> None:
         self.name = spec.name
@@ -82,6 +82,10 @@ class Balancer:
         # members are not routed to by this process.
         self.grow: Callable[[str, WorkerSlot], Worker | None] | None = None
         self.members = tuple(members)
+        self._configured = len(self.members)
+        # The scoreboard's member tuple last adopted; () until the first look, so members
+        # added before this process started are adopted on its first request.
+        self._seen: tuple[WorkerSlot, ...] = ()
         self.record = board.balancer(spec.name)
         self.params = LiveParams(spec.params, self.record)
         self.lock = board.lock(spec.name)
@@ -141,8 +145,10 @@ class Balancer:
                ) -> Choice:
         """Pick the member for one request (sticky first, then the lbmethod)."""
         now = time.time()
-        if self.grow is not None and len(self.board.members(self.name)) != len(self.members):
-            self._adopt_added_members()
+        if self.grow is not None:
+            slots = self.board.members(self.name)   # a new tuple only after an add/remove
+            if slots is not self._seen:
+                self._adopt_added_members(slots)
         view = self.view
         with self.lock:
             if self.record.edits != self._edits:
@@ -159,30 +165,57 @@ class Balancer:
             index = self.method.find_best(view, now)
         return Choice(index, result)
 
-    def _adopt_added_members(self) -> None:
-        """Members the manager put into growth slots (in any process): make their Workers
-        here so this process routes to them too (httpd's members added at run time)."""
+    def _adopt_added_members(self, slots: tuple[WorkerSlot, ...]) -> None:
+        """Follow the members the manager added to or removed from growth slots (in any
+        process): make Workers here for new ones, drop the removed ones, so this process
+        routes like the others. Config members keep their places (they come first and are
+        never removed); when a member went away the lbmethod state restarts, because the
+        positions of the added members after it moved."""
         assert self.grow is not None
-        slots = self.board.members(self.name)
-        known = {w.slot.name for w in self.members}
-        added = [slot for slot in slots[len(self.members):] if slot.name not in known]
-        workers = [w for w in (self.grow(self.name, slot) for slot in added) if w is not None]
-        if not workers:
+        self._seen = slots
+        configured = self.members[:self._configured]
+        had = {(w.slot.index, w.slot.name): w for w in self.members[self._configured:]}
+        added: list[Worker] = []
+        # Config members occupy the first records (never freed); growth slots follow.
+        in_config = self.record.max_members - self.record.growth
+        for slot in slots[in_config:]:
+            worker = had.pop((slot.index, slot.name), None)
+            if worker is None:
+                worker = self.grow(self.name, slot)
+            if worker is not None:
+                added.append(worker)
+        members = (*configured, *added)
+        if members == self.members:
             return
-        self.members = (*self.members, *workers)
+        removed = bool(had)
+        self.members = members
         self.view = BalancerView(
-            [w.slot for w in self.members], retry=[w.spec.params.retry for w in self.members],
+            [w.slot for w in members], retry=[w.spec.params.retry for w in members],
             forcerecovery=self.view.forcerecovery)
+        if removed:
+            with self.lock:
+                self.method.reset(self.view)
+
+    def _gone(self, index: int) -> bool:
+        """True when ``index`` no longer names a member (a request that began before an
+        added member was removed); its accounting is then dropped."""
+        return index >= len(self.view.members)
 
     def start(self, index: int) -> None:
         """The request is about to go to member ``index``."""
+        if self._gone(index):
+            return
         self.method.on_request_start(self.view, index, time.time())
 
     def first_byte(self, index: int, ttfb: float) -> None:
+        if self._gone(index):
+            return
         self.method.on_first_byte(self.view, index, ttfb, time.time())
 
     def end(self, index: int, sent: int, received: int, error: bool) -> None:
         """The request on member ``index`` finished (exactly once per ``start``)."""
+        if self._gone(index):
+            return
         self.method.on_request_end(self.view, index, sent=sent, received=received,
                                    now=time.time())
         if error:
@@ -190,6 +223,8 @@ class Balancer:
 
     def mark_error(self, index: int) -> None:
         """Put member ``index`` into error (E) unless it ignores errors (§6.4)."""
+        if self._gone(index):
+            return
         slot = self.view.members[index]
         if slot.status & IGNORE_ERRORS:
             return
@@ -197,10 +232,14 @@ class Balancer:
         slot.set_flags(ERROR)
 
     def usable(self, index: int) -> bool:
+        if self._gone(index):
+            return False
         return is_usable(self.view.members[index].status)
 
     def after_response(self, index: int, status: int | None, timed_out: bool) -> None:
         """post_request: failonstatus and failontimeout (§7.1), skipped for ``I`` members."""
+        if self._gone(index):
+            return
         p = self.params.config
         if (status is not None and status in p.failonstatus) or (timed_out and p.failontimeout):
             self.mark_error(index)

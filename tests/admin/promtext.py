@@ -2,7 +2,10 @@
 
 Strict on what portico promises: every sample belongs to a family announced by one HELP and
 one TYPE line before it, names and label names are valid, label values use only the three
-escapes, values are numbers, no family appears twice. Any violation is an AssertionError.
+escapes, values are numbers, no family appears twice. A histogram family's samples are
+``<family>_bucket`` (with an ``le`` label, ascending, ending with ``+Inf``, cumulative counts
+that never decrease), ``<family>_sum`` and ``<family>_count`` (equal to the ``+Inf``
+bucket), for every label set. Any violation is an AssertionError.
 """
 
 from __future__ import annotations
@@ -41,12 +44,50 @@ def parse(text: str) -> tuple[dict[str, str], list[Sample]]:
             continue
         assert not line.startswith("#"), f"line {number}: stray comment {line!r}"
         name, labels, rest = _sample(line, number)
-        assert name == current and name in types, f"line {number}: {name} outside its family"
+        family = name
+        if current is not None and types.get(current) == "histogram":
+            suffix = name[len(current):]
+            assert name.startswith(current) and suffix in _HISTOGRAM_SUFFIXES, (
+                f"line {number}: {name} is not a sample of histogram {current}")
+            family = current
+        assert family == current and family in types, (
+            f"line {number}: {name} outside its family")
         key = (name, labels)
         assert key not in seen, f"line {number}: duplicate sample {line!r}"
         seen.add(key)
         samples.append((name, labels, _number(rest, number)))
+    for family, kind in types.items():
+        if kind == "histogram":
+            _check_histogram(family, samples)
     return types, samples
+
+
+_HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def _check_histogram(family: str, samples: list[Sample]) -> None:
+    """Buckets ascend in ``le`` to +Inf with non-decreasing counts; _count is the +Inf one."""
+    buckets: dict[tuple[tuple[str, str], ...], list[tuple[float, float]]] = {}
+    counts: dict[tuple[tuple[str, str], ...], float] = {}
+    sums: set[tuple[tuple[str, str], ...]] = set()
+    for name, labels, v in samples:
+        if name == family + "_bucket":
+            rest = tuple(kv for kv in labels if kv[0] != "le")
+            le = dict(labels).get("le")
+            assert le is not None, f"{name} without le: {labels}"
+            buckets.setdefault(rest, []).append((_number(le, 0), v))
+        elif name == family + "_count":
+            counts[labels] = v
+        elif name == family + "_sum":
+            sums.add(labels)
+    assert buckets and set(buckets) == set(counts) == sums, f"{family}: incomplete series"
+    for rest, series in buckets.items():
+        bounds = [b for b, _ in series]
+        values = [c for _, c in series]
+        assert bounds == sorted(bounds) and len(set(bounds)) == len(bounds), (family, rest)
+        assert bounds[-1] == math.inf, f"{family}{rest}: no +Inf bucket"
+        assert values == sorted(values), f"{family}{rest}: buckets are not cumulative"
+        assert values[-1] == counts[rest], f"{family}{rest}: _count differs from +Inf"
 
 
 def _sample(line: str, number: int) -> tuple[str, tuple[tuple[str, str], ...], str]:

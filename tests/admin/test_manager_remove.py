@@ -1,0 +1,141 @@
+"""Removing members added at run time (DELETE …/members/{index}, `portico ctl remove`) over
+real sockets against a running portico with two serving processes: an added member gets
+traffic, a removed one gets none, its growth slot can be taken again, and a member from the
+config cannot be removed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.idservers import IdServers
+from tests.support.lbclient import fetch
+from tests.support.lbconf import start_balanced
+from tests.support.proxy import REPO, Portico, server_kind
+
+pytestmark = pytest.mark.skipif(server_kind() != "portico", reason="portico's own API")
+
+CONF = """\
+<Proxy "balancer://lb">
+    BalancerMember {{a}}
+    ProxySet growth=1
+</Proxy>
+<Location "/balancer-manager">
+    SetHandler balancer-manager
+</Location>
+ProxyPass "/balancer-manager" !
+ProxyPass "/" "balancer://lb/"
+"""
+
+
+def _api(proxy: Portico) -> str:
+    return proxy.url + "/balancer-manager/api/balancers/lb"
+
+
+def _who(proxy: Portico, n: int) -> Counter[str]:
+    answers = [fetch(proxy.port, f"/p/{i}") for i in range(n)]
+    assert all(a.status == 200 for a in answers), [a.status for a in answers]
+    return Counter(a.member for a in answers)
+
+
+def _add_enabled(proxy: Portico, url: str, nonce: str) -> int:
+    """POST a member, then clear its Disabled flag; its index."""
+    headers = {"X-Portico-Nonce": nonce}
+    r = httpx.post(_api(proxy) + "/members", json={"url": url}, headers=headers, timeout=10)
+    assert r.status_code == 201, r.text
+    index = r.json()["index"]
+    r = httpx.patch(f"{_api(proxy)}/members/{index}", json={"status": {"D": False}},
+                    headers=headers, timeout=10)
+    assert r.status_code == 200 and r.json()["flags"] == "O", r.text
+    return index
+
+
+def test_api_add_route_remove_and_reuse_the_slot(tmp_path: Path) -> None:
+    with IdServers(["a", "b", "c"]) as servers:
+        proxy = start_balanced(CONF, tmp_path, servers, extra_args=["-w", "2"])
+        with proxy:
+            state = httpx.get(_api(proxy), timeout=10).json()
+            nonce = state["nonce"]
+            headers = {"X-Portico-Nonce": nonce}
+            assert set(_who(proxy, 10)) == {"a"}
+            index = _add_enabled(proxy, servers.url("b"), nonce)
+            assert index == 1
+            assert set(_who(proxy, 40)) == {"a", "b"}     # both processes route to it
+            # a config member is refused (409), an unknown one is 404, no nonce is 403
+            member = f"{_api(proxy)}/members"
+            assert httpx.delete(f"{member}/0", headers=headers).status_code == 409
+            assert httpx.delete(f"{member}/7", headers=headers).status_code == 404
+            assert httpx.delete(f"{member}/1").status_code == 403
+            assert httpx.delete(f"{member}/1", headers={"X-Portico-Nonce": "x"}
+                                ).status_code == 403
+            r = httpx.delete(f"{member}/1", headers=headers)
+            assert r.status_code == 200, r.text
+            assert (r.json()["name"], r.json()["removed"]) == (servers.url("b"), True)
+            after = httpx.get(_api(proxy), timeout=10).json()
+            assert [m["name"] for m in after["members"]] == [servers.url("a")]
+            assert after["growth_used"] == 0
+            servers.reset()
+            assert set(_who(proxy, 40)) == {"a"}          # no process routes to b any more
+            assert servers.counts()["b"] == 0
+            assert httpx.delete(f"{member}/1", headers=headers).status_code == 404
+            # the freed slot takes a new member, which starts clean and gets traffic
+            index = _add_enabled(proxy, servers.url("c"), nonce)
+            added = httpx.get(f"{member}/{index}").json()
+            assert (added["name"], added["route"], added["lbset"]) == (servers.url("c"), "", 0)
+            assert set(_who(proxy, 40)) == {"a", "c"}
+
+
+def test_ctl_remove(tmp_path: Path) -> None:
+    def ctl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "portico", "ctl", "--url",
+             proxy.url + "/balancer-manager", *args],
+            cwd=REPO, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+
+    with IdServers(["a", "b"]) as servers, start_balanced(CONF, tmp_path, servers) as proxy:
+        done = ctl("add", "lb", servers.url("b"))
+        assert done.returncode == 0, done.stderr
+        done = ctl("enable", "lb", servers.url("b"))
+        assert done.returncode == 0, done.stderr
+        assert set(_who(proxy, 10)) == {"a", "b"}
+        refused = ctl("remove", "lb", "0")
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert "409" in refused.stderr and "configured" in refused.stderr
+        done = ctl("remove", "lb", servers.url("b"))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"removed member 1 {servers.url('b')}\n"
+        servers.reset()
+        assert set(_who(proxy, 10)) == {"a"}
+        listed = ctl("list")
+        assert servers.url("b") not in listed.stdout and servers.url("a") in listed.stdout
+
+
+def test_scoreboard_remove_worker_frees_a_clean_slot() -> None:
+    from portico.state.scoreboard import Scoreboard
+
+    board = Scoreboard.create(balancers={"balancer://lb": ["http://a"]}, growth=1)
+    try:
+        with pytest.raises(ValueError, match="configured"):
+            board.remove_worker("http://a", "balancer://lb")
+        with pytest.raises(KeyError):
+            board.remove_worker("http://nope", "balancer://lb")
+        added = board.add_worker("http://b", "balancer://lb")
+        added.route, added.lbset = "rb", 3
+        before = board.members("balancer://lb")
+        board.remove_worker("http://b", "balancer://lb")
+        after = board.members("balancer://lb")
+        assert after is not before and [m.name for m in after] == ["http://a"]
+        record = board.balancer("balancer://lb")
+        assert record.growth_used == 0
+        again = board.add_worker("http://c", "balancer://lb")
+        assert again.index == added.index                 # the same slot, reused
+        assert (again.name, again.route, again.lbset, again.lbfactor) == ("http://c", "", 0, 100)
+        with pytest.raises(KeyError):
+            board.worker("http://b", "balancer://lb")
+    finally:
+        board.close()
