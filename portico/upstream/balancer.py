@@ -188,6 +188,8 @@ class Balancer:
         if members == self.members:
             return
         removed = bool(had)
+        for worker in had.values():
+            worker.close()   # its idle pooled connections go; in-flight ones finish
         self.members = members
         self.view = BalancerView(
             [w.slot for w in members], retry=[w.spec.params.retry for w in members],
