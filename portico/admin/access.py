@@ -66,6 +66,7 @@ class Peer:
     client: IPAddress | None
     local: IPAddress | None
     user: str | None = None
+    hostname: str | None = None   # double-reverse-verified client name, for Require host
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,7 @@ class Check:
     networks: tuple[IPNetwork, ...] = ()
     text: str = ""
     users: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()     # Require host: names or domains, lowercased
 
     def evaluate(self, peer: Peer) -> Result:
         if self.kind in ("valid-user", "user") and peer.user is None:
@@ -92,6 +94,10 @@ class Check:
             hit = peer.user is not None
         elif self.kind == "user":
             hit = peer.user is not None and peer.user in self.users
+        elif self.kind == "host":
+            name = peer.hostname
+            hit = name is not None and any(
+                name == host or name.endswith("." + host.lstrip(".")) for host in self.hosts)
         elif self.kind == "local":
             hit = peer.client is not None and (
                 _in(peer.client, _LOOPBACK) or peer.client == peer.local)
@@ -108,6 +114,10 @@ class Check:
     @property
     def needs_user(self) -> bool:
         return self.kind in ("valid-user", "user")
+
+    @property
+    def needs_host(self) -> bool:
+        return self.kind == "host"
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +159,10 @@ class Section:
     def needs_user(self) -> bool:
         return any(child.needs_user for child in self.children)
 
+    @property
+    def needs_host(self) -> bool:
+        return any(child.needs_host for child in self.children)
+
 
 @dataclass(frozen=True, slots=True)
 class AccessRule:
@@ -161,21 +175,30 @@ class AccessRule:
     root: Section
     source: str = ""
 
-    def allows(self, client_ip: str, local_ip: str = "", user: str | None = None) -> bool:
+    def allows(self, client_ip: str, local_ip: str = "", user: str | None = None,
+               hostname: str | None = None) -> bool:
         """True if the rule grants this request; ``user`` is the authenticated user name
-        (None: nobody authenticated, so user checks deny)."""
-        peer = Peer(_address(client_ip), _address(local_ip), user)
+        (None: nobody authenticated, so user checks deny); ``hostname`` the client's verified
+        name (None: unknown, so host checks deny)."""
+        peer = Peer(_address(client_ip), _address(local_ip), user, hostname)
         return self.root.evaluate(peer) is Result.GRANTED
+
+    @property
+    def needs_host(self) -> bool:
+        """True if some check looks at the client's host name (a DNS lookup is needed)."""
+        return self.root.needs_host
 
     @property
     def needs_user(self) -> bool:
         """True if some check looks at the user (the rule may ever ask for credentials)."""
         return self.root.needs_user
 
-    def decide(self, client_ip: str, local_ip: str = "", user: str | None = None) -> Result:
+    def decide(self, client_ip: str, local_ip: str = "", user: str | None = None,
+               hostname: str | None = None) -> Result:
         """The rule's answer: GRANTED allows; DENIED_NO_USER (only when ``user`` is None)
         means authenticating could change it; anything else refuses."""
-        return self.root.evaluate(Peer(_address(client_ip), _address(local_ip), user))
+        return self.root.evaluate(
+            Peer(_address(client_ip), _address(local_ip), user, hostname))
 
     def extended(self, child: Check | Section) -> AccessRule:
         """This rule with one more Require line or section in its implicit "any"."""
@@ -218,11 +241,14 @@ def compile_require(words: list[str] | tuple[str, ...]) -> Check:
         if not rest:
             raise AccessError("'Require user' needs at least one user name")
         return Check("user", negate, users=tuple(rest), text=text)
-    if provider in ("host", "forward-dns"):
-        raise AccessError(
-            f"'Require {provider}' is not supported: it needs DNS lookups on the request "
-            "path, which portico does not do (they block and cannot be bounded well); use "
-            "'Require ip' with the addresses instead")
+    if provider == "host":
+        if not rest:
+            raise AccessError("'Require host' needs at least one host or domain name")
+        return Check("host", negate, hosts=tuple(w.lower().rstrip(".") for w in rest),
+                     text=text)
+    if provider == "forward-dns":
+        raise AccessError("'Require forward-dns' is not supported (use 'Require host' or "
+                          "'Require ip')")
     if provider in ("group", "file-owner", "file-group"):
         raise AccessError(f"'Require {provider}' is not supported (supported: all, ip, "
                           "local, user, valid-user)")

@@ -42,10 +42,11 @@ _NOT_SET = Denial(500)
 
 
 def authorize(rule: AccessRule, settings: ProxySettings, client_ip: str, local_ip: str,
-              headers: list[tuple[bytes, bytes]]) -> Denial | None:
+              headers: list[tuple[bytes, bytes]], hostname: str | None = None
+              ) -> Denial | None:
     """None if the request may go on, else the Denial to answer with. Never raises for any
     header bytes (bad credentials are just a 401)."""
-    first = rule.decide(client_ip, local_ip)
+    first = rule.decide(client_ip, local_ip, None, hostname)
     if first is Result.GRANTED:
         return None
     if first is not Result.DENIED_NO_USER:
@@ -56,7 +57,7 @@ def authorize(rule: AccessRule, settings: ProxySettings, client_ip: str, local_i
     credentials = basic_credentials(headers)
     if credentials is not None:
         user, password = credentials
-        if users.check(user, password) and rule.allows(client_ip, local_ip, user):
+        if users.check(user, password) and rule.allows(client_ip, local_ip, user, hostname):
             return None
     return Denial(401, ((b"WWW-Authenticate", _challenge(settings.auth_name)),))
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from portico.admin.basicauth import authorize
+from portico.admin.hostnames import MISSING, HostNames
 from portico.config.model import (
     ProxySettings,
     ServerConfig,
@@ -128,6 +129,7 @@ class Pipeline:
                                  f"max={core.max_keepalive_requests}").encode()
         self.connections = 0
         self.requests = 0
+        self.hostnames = HostNames()
         self.pid = os.getpid()
 
     # -- connection bookkeeping (server-status counters) ---------------------------------
@@ -183,7 +185,15 @@ class Pipeline:
         # only when a rule needs a user (portico.admin.basicauth).
         access = settings.access
         if access is not None:
-            denial = authorize(access, settings, front.peer_ip, front.local_ip, head.headers)
+            hostname = None
+            if access.needs_host:  # Require host: the client's verified name (cached)
+                found = self.hostnames.cached(front.peer_ip)
+                if found is MISSING:
+                    self.requests -= 1   # counted again when the request is started anew
+                    return _AwaitingHostName(self, front, head, start_ns)
+                hostname = found  # type: ignore[assignment]
+            denial = authorize(access, settings, front.peer_ip, front.local_ip, head.headers,
+                               hostname)
             if denial is not None:
                 front.local_error(ctx, denial.status, extra=list(denial.headers))
                 return None
@@ -438,6 +448,57 @@ class Pipeline:
     def close(self) -> None:
         for worker in self.workers.values():
             worker.close()
+
+
+class _AwaitingHostName:
+    """A request whose access rule needs the client's host name, not cached yet: the body is
+    held (bounded as a local handler's) while the name is looked up, then the request is
+    started anew with the name in the cache, and what was held is handed over."""
+
+    __slots__ = ("events", "front", "gone", "task")
+
+    def __init__(self, pipeline: Pipeline, front: FrontConnection, head: RequestHead,
+                 start_ns: int) -> None:
+        self.front = front
+        self.events: list[tuple[bool, object]] = []
+        self.gone = False
+        self.task = asyncio.get_running_loop().create_task(
+            self._resolve(pipeline, head, start_ns))
+
+    async def _resolve(self, pipeline: Pipeline, head: RequestHead, start_ns: int) -> None:
+        await pipeline.hostnames.resolve(self.front.peer_ip)
+        if self.gone:
+            return
+        front = self.front
+        try:
+            handler = pipeline.begin(front, head, start_ns)
+        except Exception:
+            log.exception("internal error while starting a request")
+            ctx = front.ctx
+            if ctx is not None:
+                ctx.keep_alive = False
+                front.local_error(ctx, 500)
+            return
+        if front.handler is self:
+            front.handler = handler
+        if handler is None:
+            return
+        for is_end, value in self.events:
+            if is_end:
+                handler.on_request_end(value)
+            else:
+                handler.on_request_data(value)
+
+    def on_request_data(self, data: bytes) -> None:
+        if sum(len(v) for e, v in self.events if not e) + len(data) <= 1 << 20:  # type: ignore[arg-type]
+            self.events.append((False, data))
+
+    def on_request_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        self.events.append((True, trailers))
+
+    def client_gone(self) -> None:
+        self.gone = True
+        self.task.cancel()
 
 
 def _header(head: RequestHead, name: bytes) -> str | None:
