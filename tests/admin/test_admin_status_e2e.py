@@ -155,3 +155,21 @@ def test_metrics_parse_and_move(tmp_path: Path) -> None:
     assert value(after, "portico_member_status", balancer=lb, member=b, flag="E") == 0
     assert value(after, "portico_requests_total") >= 10
     assert value(after, "portico_process_connections", process="0") == 1
+
+
+def test_metrics_parse_with_the_prometheus_client_parser(tmp_path: Path) -> None:
+    """The exposition is read by the reference parser (prometheus_client) too."""
+    parser = pytest.importorskip("prometheus_client.parser")
+    with (IdServers(["a", "b"]) as servers,
+          start_balanced(CONF, tmp_path, servers, proxy_status="On") as proxy):
+        for i in range(6):
+            assert fetch(proxy.port, f"/m/{i}").status == 200
+        text = fetch(proxy.port, "/metrics").body.decode()
+    families = {f.name: f for f in parser.text_string_to_metric_families(text)}
+    requests = families["portico_member_requests"]          # counters lose "_total" here
+    assert requests.type == "counter"
+    assert sum(s.value for s in requests.samples if s.name.endswith("_total")) == 6
+    histogram = families["portico_member_request_duration_seconds"]
+    assert histogram.type == "histogram"
+    counts = [s.value for s in histogram.samples if s.name.endswith("_count")]
+    assert sum(counts) == 6
