@@ -27,14 +27,13 @@ __all__ = ["Hit", "IdServers", "MemberServer", "wait_until"]
 
 import asyncio
 import contextlib
+import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-
-from tests.support.proxy import free_port
 
 T = TypeVar("T")
 _CALL_TIMEOUT = 10.0
@@ -75,6 +74,9 @@ class MemberServer:
     inflight: int = 0
     max_inflight: int = 0
     accepted: int = 0
+    # A dead member's port stays bound (not listening) so connects are refused and no other
+    # socket of the test run (bind to port 0) can be handed the same port meanwhile.
+    reservation: socket.socket | None = None
 
     @property
     def url(self) -> str:
@@ -93,9 +95,11 @@ class IdServers:
         dead_set = set(dead)
         self.members: dict[str, MemberServer] = {}
         for ident in ids:
+            reservation = _reserve_port() if ident in dead_set else None
             self.members[ident] = MemberServer(
-                ident, free_port() if ident in dead_set else 0,
-                size=(sizes or {}).get(ident, 2), dead=ident in dead_set)
+                ident, reservation.getsockname()[1] if reservation is not None else 0,
+                size=(sizes or {}).get(ident, 2), dead=ident in dead_set,
+                reservation=reservation)
         self._hits: list[Hit] = []
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
@@ -148,6 +152,7 @@ class IdServers:
         """Listen again on the member's port (after `stop`, or for a ``dead`` member)."""
         m = self.members[ident]
         m.dead = False
+        _release(m)
         self._call(self._listen(m))
 
     def set_delay(self, ident: str, seconds: float) -> None:
@@ -164,6 +169,8 @@ class IdServers:
 
     def close(self) -> None:
         """Stop every member and the loop thread (idempotent)."""
+        for m in self.members.values():
+            _release(m)
         if self._loop.is_closed():
             return
         if self._thread.is_alive():
@@ -279,3 +286,17 @@ def wait_until(predicate: Callable[[], object], timeout: float = 5.0,
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+def _reserve_port() -> socket.socket:
+    """A socket bound to a free loopback port and never listening: connects are refused."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def _release(m: MemberServer) -> None:
+    if m.reservation is not None:
+        m.reservation.close()
+        m.reservation = None
