@@ -31,13 +31,13 @@ class RequestContext:
         # decisions made by the pipeline
         "vhost", "settings", "match", "worker", "backend_head", "timeout", "connect_timeout",
         "acquire_wait", "sni", "via_name", "mapper", "base_url", "keepalive_header",
-        "response_field_size", "bad_header", "no_pooled", "close_backend",
+        "response_field_size", "bad_header", "close_backend",
         # observed while serving
         "keep_alive", "reused", "sent_continue", "resume_client_on_attach", "status",
         "backend_status", "response_keep_alive", "response_headers", "response_trailers",
         "override_headers", "bytes_to_backend", "bytes_from_backend", "bytes_to_client",
-        "header_bytes_from_backend", "body_bytes", "bytes_in", "aborted", "end_ns",
-        "env", "notes", "request_trailers", "handler_state", "error_note", "body_limit",
+        "body_bytes", "bytes_in", "aborted", "end_ns",
+        "env", "notes", "request_trailers", "error_note", "body_limit",
         # balancing (§7.4, §7.5)
         "balancer", "balancer_match", "member_index", "attempts", "vhost_runtime",
         "max_forwards", "sent_at", "status_line_len", "ping",
@@ -70,7 +70,6 @@ class RequestContext:
         self.keepalive_header: bytes | None = None
         self.response_field_size = 8192
         self.bad_header = "iserror"
-        self.no_pooled = False
         self.close_backend = False
         self.keep_alive = head.keep_alive
         self.reused = False
@@ -85,7 +84,6 @@ class RequestContext:
         self.bytes_to_backend = 0
         self.bytes_from_backend = 0
         self.bytes_to_client = 0
-        self.header_bytes_from_backend = 0
         self.body_bytes = 0
         self.bytes_in = 0
         self.aborted = False
@@ -93,7 +91,6 @@ class RequestContext:
         self.env: dict[str, str] | None = None
         self.notes: dict[str, str] | None = None
         self.request_trailers: Headers = []
-        self.handler_state: Any = None
         self.error_note = ""
         self.body_limit = 0
         self.balancer: Any = None

@@ -155,6 +155,7 @@ class Pipeline:
             vrt = self._by_router[id(self._selector.select(
                 front.local_ip, front.local_port, _host_name(host_header)))]
         ctx.vhost = vrt.vhost
+        ctx.vhost_runtime = vrt
         ctx.settings = vrt.vhost.settings
         ctx.host = host_header or ""
         if head.target == b"*":
@@ -241,7 +242,6 @@ class Pipeline:
                 return None
             ctx.balancer = balancer
             ctx.balancer_match = match
-            ctx.vhost_runtime = vrt
             ctx.max_forwards = max_forwards
             wait = balancer.params.timeout
             if not self._assign_member(ctx, answer=wait <= 0):
@@ -432,12 +432,7 @@ class Pipeline:
     # -- logging --------------------------------------------------------------------------
     def log_request(self, front: FrontConnection, ctx: RequestContext) -> None:
         self.process.add_request(ctx.bytes_in, ctx.bytes_to_client + ctx.body_bytes)
-        vrt = self._main
-        if ctx.vhost is not None and ctx.vhost is not self._main.vhost:
-            for v in self._vhosts:
-                if v.vhost is ctx.vhost:
-                    vrt = v
-                    break
+        vrt = ctx.vhost_runtime or self._main
         if vrt.access_logs is not None:
             vrt.access_logs.log(front, ctx)
 

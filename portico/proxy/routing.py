@@ -46,7 +46,7 @@ class CompiledRoute:
     """A Route with its target pre-split and its match function chosen."""
 
     __slots__ = ("alias", "alias_ends_slash", "balancer", "base", "longer_workers", "pattern",
-                 "route", "scheme", "target_host", "target_port", "worker")
+                 "route", "scheme", "worker")
 
     def __init__(self, route: Route, workers: Mapping[str, WorkerSpec]) -> None:
         self.route = route
@@ -57,8 +57,6 @@ class CompiledRoute:
         self.worker = workers.get(route.worker) if route.worker else None
         self.base = ""
         self.scheme = ""
-        self.target_host = ""
-        self.target_port = 0
         self.longer_workers: tuple[WorkerSpec, ...] = ()
         self.balancer: str | None = None
         if route.target is not None and route.target[:11].lower() == "balancer://":
@@ -72,8 +70,6 @@ class CompiledRoute:
                 parts = urlsplit(url)
                 self.scheme = parts.scheme.lower()
                 self.base = parts.path
-                self.target_host = self.worker.host
-                self.target_port = self.worker.port
             name = self.worker.name
             self.longer_workers = tuple(
                 sorted((w for w in workers.values()

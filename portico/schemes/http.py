@@ -232,7 +232,7 @@ class HttpExchange:
             ctx.balancer.start(ctx.member_index)
         else:
             ctx.worker.slot.begin()
-        conn = None if self.ctx.no_pooled else self._pool.take_idle()
+        conn = self._pool.take_idle()
         if conn is not None:
             self._attach(conn, reused=True)  # type: ignore[arg-type]
         else:
@@ -441,8 +441,6 @@ class HttpExchange:
             mapper=ctx.mapper, base_url=ctx.base_url, keepalive_header=ctx.keepalive_header)
         ctx.response_headers = sent
         self._head_sent = True
-        if conn is not None:
-            ctx.header_bytes_from_backend = conn.bytes_read
         self.front.write(data)
         ctx.bytes_to_client += len(data)
 

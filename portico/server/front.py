@@ -42,7 +42,7 @@ class FrontConnection(asyncio.Protocol):
     """One client connection (see the module docstring)."""
 
     __slots__ = (
-        "_deadline_kind", "_last_activity", "_queue", "_queued_bytes", "_read_pauses",
+        "_last_activity", "_queue", "_queued_bytes", "_read_pauses",
         "_timer", "closing", "ctx", "flow", "handler", "local_ip", "local_port", "loop",
         "parser", "peer_ip", "peer_port", "pipeline", "req_complete", "requests_served",
         "resp_complete", "scheme", "transport", "_pending_error", "_queue_paused", "_held",
@@ -71,7 +71,6 @@ class FrontConnection(asyncio.Protocol):
         self.local_port = 0
         self._timer: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
-        self._deadline_kind = "idle"
         self._pending_error: int | None = None
         self._queue_paused = False
         self._held: list[bytes] | None = None
@@ -232,7 +231,6 @@ class FrontConnection(asyncio.Protocol):
     def _start_request(self, head: RequestHead) -> None:
         self.req_complete = False
         self.resp_complete = False
-        self._deadline_kind = "read"
         served = self.requests_served + 1
         max_requests = self.pipeline.core.max_keepalive_requests
         # MaxKeepAliveRequests counts reuses, so N allows N + 1 requests (as httpd).
@@ -265,7 +263,6 @@ class FrontConnection(asyncio.Protocol):
         self.ctx = None
         self.handler = None
         self.requests_served += 1
-        self._deadline_kind = "idle"
         now = self._last_activity = self.loop.time()
         # Pull the timer in only when it would fire too late for KeepAliveTimeout; otherwise
         # it re-arms itself from the last activity (no timer churn per request).
