@@ -207,8 +207,9 @@ class HttpExchange:
         self._backend: HttpBackend | None = None
         self._connect_task: asyncio.Task[None] | None = None
         self._pending: list[bytes] = []      # request bytes waiting for a backend connection
-        self._body_kept: list[bytes] | None = [] if ctx.method in _IDEMPOTENT else None
-        self._replayable = ctx.method in _IDEMPOTENT
+        replayable = ctx.method in _IDEMPOTENT
+        self._body_kept: list[bytes] | None = [] if replayable else None
+        self._replayable = replayable
         self._request_done = False
         self._head_sent = False
         self._finished = False
