@@ -39,6 +39,7 @@ pytestmark = [
 ]
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is in the [test] extras")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
@@ -110,7 +111,10 @@ def test_browser_disables_a_member_and_routing_follows(
         target = servers.url("b")
         driver = _chromium(tmp_path / "profile")
         try:
-            wait = WebDriverWait(driver, WAIT)
+            # The page is replaced when a form is submitted: an element found on the old page
+            # goes stale while the new one loads, so a wait retries instead of failing.
+            wait = WebDriverWait(driver, WAIT,
+                                 ignored_exceptions=(StaleElementReferenceException,))
             driver.get(proxy.url + MANAGER)
             assert driver.title == "Balancer Manager"
             rows = _rows(driver)
@@ -127,6 +131,7 @@ def test_browser_disables_a_member_and_routing_follows(
             form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
             wait.until(lambda d: "updated" in d.find_element(By.TAG_NAME, "body").text)
+            wait.until(lambda d: target in _rows(d))
             assert "Dis" in _rows(driver)[target][6]
 
             # What the edit is for: the disabled member gets no more traffic.
