@@ -1,7 +1,7 @@
 """Benchmark portico against nginx (and the origin itself) with wrk, all on 127.0.0.1.
 
 Usage: .venv/bin/python bench/run.py [--quick] [--duration S] [--reps N] [--bodies small,64k]
-       [--conns 64,256] [--targets nginx,portico,direct] [--with-log]
+       [--conns 64,256] [--targets nginx,portico,bare,direct] [--with-log]
 
 Layout (see bench/README.md): the origin nginx and wrk share the load CPU, the proxy under
 test has the other CPU to itself. For each rep, for each (body, conns), the targets run
@@ -35,7 +35,7 @@ from wrkload import Load, WrkError, WrkResult, run_wrk
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-ALL_TARGETS = ("nginx", "portico", "direct")
+ALL_TARGETS = ("nginx", "portico", "bare", "direct")
 INSTALL_HINT = "apt-get install -y nginx-light wrk"
 
 
@@ -79,7 +79,7 @@ def parse_args(argv: list[str]) -> Options:
     p.add_argument("--reps", type=int, default=3, help="interleaved repetitions (3)")
     p.add_argument("--bodies", default="small,64k", help=f"of {','.join(BODIES)}")
     p.add_argument("--conns", default="64,256", help="wrk connection counts (64,256)")
-    p.add_argument("--targets", default=",".join(ALL_TARGETS), help="nginx,portico,direct")
+    p.add_argument("--targets", default=",".join(ALL_TARGETS), help="nginx,portico,bare,direct")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 s, 1 rep")
     p.add_argument("--with-log", action="store_true", help="access logs on (portico and nginx)")
     p.add_argument("--portico", type=Path, default=REPO / ".venv" / "bin" / "portico")
@@ -303,6 +303,13 @@ def build_targets(
                 extra_logs=[tmp / "portico-error.log"],
             )
             targets.append(Target(name, ports.portico, server))
+        elif name == "bare":
+            # The floor: a minimal uvloop + httptools proxy (bench/bareproxy.py).
+            bare_port = free_port()
+            argv = [sys.executable, str(BENCH_DIR / "bareproxy.py"), str(bare_port),
+                    str(ports.origin)]
+            server = Server("bare", pinned(proxy_cpu, argv), bare_port, tmp / "bare.out")
+            targets.append(Target(name, bare_port, server))
         else:
             targets.append(Target(name, ports.origin, None))
     return targets

@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 import operator
+import re
 from typing import NoReturn
 
 import httptools
@@ -361,52 +362,44 @@ _NAME = operator.itemgetter(0)  # of a ``line.split(b":", 1)`` result
 _MAX_LENGTH_DIGITS = 18  # below 2**63: a length anything downstream can hold
 
 
-class _HeadCollector:
-    """httptools callbacks for one response head (see ``_fast_head``)."""
-
-    __slots__ = ("headers", "reason")
-
-    def __init__(self) -> None:
-        self.headers: Headers = []
-        self.reason = b""
-
-    def on_status(self, reason: bytes) -> None:
-        self.reason += reason
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
+# The common response head, checked whole by one regular expression (C, no Python loop):
+# an HTTP/1.0 or 1.1 final status line, then ``token: value`` lines ended by CRLF whose
+# values hold only HTAB, SP, VCHAR and obs-text (no CR, LF, NUL or other controls), then the
+# blank line. Whatever it refuses (interim statuses, bare LF, obs-fold, a line without a
+# colon, odd versions) goes to the careful line-by-line parser, which decides or words the
+# error; the two are checked against each other by tests/protocols/test_protocols_fast_head.
+_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_FIELD_VCHAR = rb"[^\x00-\x08\x0a-\x1f\x7f]"
+_FAST_HEAD = re.compile(
+    rb"HTTP/1\.([01]) ([2-9][0-9][0-9])(?: (" + _FIELD_VCHAR + rb"*))?\r\n"
+    rb"(?:" + _TCHAR + rb"+:" + _FIELD_VCHAR + rb"*\r\n)*\r\n")
+_FAST_FIELD = re.compile(
+    rb"(" + _TCHAR + rb"+):[\t ]*(" + _FIELD_VCHAR + rb"*?)[\t ]*\r\n")
+# The framing fields, found in the lowercased head (their values are compared lowercase).
+_FAST_FRAMING = re.compile(
+    rb"\n(content-length|transfer-encoding|connection):[\t ]*([^\r]*?)[\t ]*\r")
+_FRAMING_KINDS = _RESPONSE_SPECIAL
 
 
 def _fast_head(
-    head: bytes, max_fields: int,
-) -> tuple[int, bytes, bytes, Headers, list[tuple[int, int]]] | None:
-    """The common case of a response head, parsed by llhttp (C) instead of line by line.
+    data: bytes, pos: int, end: int, max_fields: int,
+) -> tuple[int, bytes, bytes, Headers, list[tuple[int, bytes]]] | None:
+    """The common case of the response head in ``data[pos:end]`` (blank line included).
 
-    ``head`` is the complete head including its blank line and must be shorter than the
-    field-size limit (so no single line can exceed it). Anything llhttp does not accept in
-    strict mode, any interim or switching status and any oddity (bare LF, obs-fold, a line
-    without a colon for ProxyBadHeader, over-long lists) returns None: the careful
-    line-by-line parser then decides, with the same bytes, exactly as before.
+    Returns (status, reason, version, headers, framing fields as (kind, lowercased value)),
+    or None when the careful parser must decide.
     """
-    collector = _HeadCollector()
-    parser = httptools.HttpResponseParser(collector)
-    try:
-        parser.feed_data(head)
-    except (httptools.HttpParserError, httptools.HttpParserUpgrade):
-        return None  # HttpParserUpgrade: 101 or an Upgrade response; the careful path decides
-    status = parser.get_status_code()
-    headers = collector.headers
-    version = parser.get_http_version()
-    if status < 200 or len(headers) > max_fields or version not in ("1.1", "1.0"):
+    m = _FAST_HEAD.fullmatch(data, pos, end)
+    if m is None:
         return None
-    headers = [(name, value.rstrip(b" \t")) for name, value in headers]  # llhttp keeps OWS
-    lowered = b"\n".join([name for name, _ in headers]).lower().split(b"\n")
-    special: list[tuple[int, int]] = []
-    for key, kind in _RESPONSE_SPECIAL_ITEMS:
-        if key in lowered:
-            special += ((kind, i) for i, name in enumerate(lowered) if name == key)
-    return (status, collector.reason, b"1.0" if version == "1.0" else b"1.1", headers,
-            special)
+    headers = _FAST_FIELD.findall(data, m.end(3) if m.start(3) >= 0 else pos + 12, end)
+    if len(headers) > max_fields:
+        return None
+    kinds = _FRAMING_KINDS
+    framing = [(kinds[name], value)
+               for name, value in _FAST_FRAMING.findall(data[pos:end].lower())]
+    return (int(m.group(2)), m.group(3) or b"", b"1.0" if m.group(1) == b"0" else b"1.1",
+            headers, framing)
 
 
 class ResponseParser:
@@ -668,10 +661,10 @@ class ResponseParser:
         """
         if (body_start >= 0 and body_start - pos <= self._max_field_size
                 and not self._connect):
-            fast = _fast_head(data[pos:body_start], self._max_fields)
+            fast = _fast_head(data, pos, body_start, self._max_fields)
             if fast is not None:
-                status, reason, version, headers, special = fast
-                return self._final_head(status, reason, version, headers, special, data,
+                status, reason, version, headers, framing = fast
+                return self._final_head(status, reason, version, headers, framing, data,
                                         body_start, events)
         head = data[pos:head_end]
         lines = head.split(b"\r\n")
@@ -709,6 +702,7 @@ class ResponseParser:
         if fields is None:
             fields = self._fields_slow(lines, data, pos)
         headers, special, body_at = fields
+        framing = [(kind, headers[index][1]) for kind, index in special]  # after any folds
         if body_at >= 0:
             body_start = body_at  # StartBody: a line without a colon began the body
         elif body_start < 0:
@@ -723,7 +717,7 @@ class ResponseParser:
             return self._switch(
                 ResponseHead(status, reason, version, headers, False, _NONE, None),
                 data, body_start, events)
-        return self._final_head(status, reason, version, headers, special, data, body_start,
+        return self._final_head(status, reason, version, headers, framing, data, body_start,
                                 events)
 
     def _fields_fast(
@@ -796,13 +790,12 @@ class ResponseParser:
 
     def _final_head(
         self, status: int, reason: bytes, version: bytes, headers: Headers,
-        special: list[tuple[int, int]], data: bytes, body_start: int, events: list[Event],
+        framing: list[tuple[int, bytes]], data: bytes, body_start: int, events: list[Event],
     ) -> int:
         lengths: list[bytes] = []
         codings: list[bytes] = []
         tokens: list[bytes] = []
-        for kind, index in special:
-            value = headers[index][1]
+        for kind, value in framing:
             if kind == _RESP_CONTENT_LENGTH:
                 lengths.append(value)
             elif kind == _RESP_TRANSFER_ENCODING:

@@ -1,0 +1,126 @@
+"""Python cost of one proxied request, without sockets: a quick, low-noise figure.
+
+The wrk benchmark (bench/run.py) measures what users see, but a run takes minutes and moves
+±10% with the machine. This script drives the real ``FrontConnection`` and ``HttpBackend``
+of a real ``Pipeline`` built from a config, with transports that only collect what is written,
+so each iteration is exactly the user-space work of one keep-alive request: parse the request,
+route it, build the backend head, parse the response, build the client head, account and log.
+Kernel time (the four socket syscalls) is not in the figure.
+
+    .venv/bin/python bench/hotpath.py [--requests N] [--body BYTES] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import uvloop
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from portico.config.load import load_config  # noqa: E402
+from portico.proxy.pipeline import Pipeline  # noqa: E402
+from portico.schemes.http import HttpBackend  # noqa: E402
+from portico.server.front import FrontConnection  # noqa: E402
+
+REQUEST = (b"GET /small HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n"
+           b"Accept: */*\r\n\r\n")
+
+
+class _Sink:
+    """A transport that keeps the last thing written and counts bytes."""
+
+    def __init__(self, peer: tuple[str, int]) -> None:
+        self.written = 0
+        self.last = b""
+        self._peer = peer
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+        self.last = data
+
+    def writelines(self, pieces) -> None:
+        self.write(b"".join(pieces))
+
+    def get_extra_info(self, name: str, default=None):
+        return {"peername": self._peer, "sockname": ("127.0.0.1", 8080)}.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
+
+
+def _response(body: int) -> bytes:
+    return (b"HTTP/1.1 200 OK\r\nServer: origin\r\nDate: Tue, 24 Nov 2026 04:00:00 GMT\r\n"
+            b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % body) + b"x" * body
+
+
+async def _run(requests: int, body: int, profile: bool) -> float:
+    with tempfile.TemporaryDirectory(prefix="portico-hot-") as tmp:
+        conf = Path(tmp, "hot.conf")
+        conf.write_text(f"Listen 127.0.0.1:8080\nErrorLog {tmp}/error.log\nLogLevel warn\n"
+                        "MaxKeepAliveRequests 0\nProxyPass / http://127.0.0.1:9/ max=256\n")
+        config = load_config(str(conf))
+    pipeline = Pipeline(config)
+    worker = next(iter(pipeline.workers.values()))
+    backend = HttpBackend(worker.pool, 8192, "isError")
+    backend.connection_made(_Sink(("127.0.0.1", 9)))  # type: ignore[arg-type]
+    worker.pool.release(backend, reusable=True)  # now idle in the pool
+    worker.pool.in_use = 1
+    front = FrontConnection(pipeline)
+    client = _Sink(("127.0.0.1", 50000))
+    front.connection_made(client)  # type: ignore[arg-type]
+    response = _response(body)
+
+    def once() -> None:
+        front.data_received(REQUEST)
+        backend.data_received(response)
+
+    once()
+    if client.written == 0 or b"200 OK" not in client.last and body == 0:
+        raise SystemExit(f"the proxy did not answer: {client.last[:200]!r}")
+    for _ in range(2000):
+        once()
+    prof = cProfile.Profile() if profile else None
+    if prof is not None:
+        prof.enable()
+    start = time.perf_counter()
+    for _ in range(requests):
+        once()
+    elapsed = time.perf_counter() - start
+    if prof is not None:
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(30)
+    return elapsed / requests * 1e6
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=50000)
+    parser.add_argument("--body", type=int, default=100, help="response body bytes (100)")
+    parser.add_argument("--profile", action="store_true", help="cProfile the loop")
+    args = parser.parse_args(argv)
+    per_request = uvloop.run(_run(args.requests, args.body, args.profile))
+    print(f"{per_request:.2f} us of Python per proxied request "
+          f"({args.body}-byte body, {args.requests} requests, no sockets)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
