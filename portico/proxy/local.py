@@ -117,6 +117,12 @@ class LocalExchange:
         if self.ctx.has_body:
             self._answer()
 
+    def pause_source(self) -> None:
+        """The client stopped reading: nothing here reads from elsewhere meanwhile."""
+
+    def resume_source(self) -> None:
+        """The client reads again."""
+
     def client_gone(self) -> None:
         self.body = []
 

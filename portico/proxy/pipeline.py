@@ -491,6 +491,12 @@ class _AwaitingHostName:
     def on_request_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
         self.events.append((True, trailers))
 
+    def pause_source(self) -> None:
+        """The client stopped reading: nothing here reads from elsewhere meanwhile."""
+
+    def resume_source(self) -> None:
+        """The client reads again."""
+
     def client_gone(self) -> None:
         self.gone = True
         self.task.cancel()

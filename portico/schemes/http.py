@@ -36,6 +36,7 @@ from portico.upstream.pool import PoolExhausted
 
 if TYPE_CHECKING:
     from portico.proxy.exchange import RequestContext
+    from portico.server.front import FrontConnection
     from portico.upstream.pool import Pool
 
 log = logging.getLogger("portico.proxy")
@@ -51,9 +52,8 @@ _FAILOVER_KINDS = frozenset({UpstreamErrorKind.CONNECT, UpstreamErrorKind.CONNEC
 class HttpBackend(asyncio.Protocol):
     """A pooled HTTP/1.1 connection to a backend; serves one exchange at a time."""
 
-    __slots__ = ("_deadline", "_timer", "_timeout", "bytes_read", "closed", "exchange", "flow",
-                 "idle_since", "loop", "parser", "pause_hook", "pool", "resume_hook",
-                 "transport")
+    __slots__ = ("_client_paused", "_deadline", "_timer", "_timeout", "bytes_read", "closed",
+                 "exchange", "flow", "idle_since", "loop", "parser", "pool", "transport")
 
     def __init__(self, pool: Pool, max_field_size: int, bad_header: str) -> None:
         self.pool = pool
@@ -61,6 +61,10 @@ class HttpBackend(asyncio.Protocol):
         self.exchange: HttpExchange | None = None
         self.transport: asyncio.Transport | None = None
         self.flow = Flow()
+        # Our write buffer full → stop reading the client of the exchange we serve now. The
+        # partner is looked up when a pause happens, not linked per request.
+        self.flow.link(self._pause_client, self._resume_client)
+        self._client_paused: FrontConnection | None = None
         self.closed = False
         self.idle_since = 0.0
         self.bytes_read = 0
@@ -73,9 +77,6 @@ class HttpBackend(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """The transport calls this once, when the connection (and TLS handshake) is up."""
         self.transport = transport  # type: ignore[assignment]
-        # Bound once: the client side's Flow pauses our reads through these.
-        self.pause_hook = transport.pause_reading  # type: ignore[attr-defined]
-        self.resume_hook = transport.resume_reading  # type: ignore[attr-defined]
 
     def data_received(self, data: bytes) -> None:
         """The transport calls this with every chunk the backend sends."""
@@ -90,6 +91,9 @@ class HttpBackend(asyncio.Protocol):
             events = self.parser.feed(data)
         except RemoteProtocolError as exc:
             ex.backend_failed(UpstreamError(UpstreamErrorKind.BAD_RESPONSE, str(exc)))
+            return
+        if len(events) == 1 and type(events[0]) is Data:
+            ex.on_data(events[0].data)  # type: ignore[union-attr]  # a body read: one write
             return
         front = ex.front
         front.hold_writes()  # one write per read: head, body and chunk framing together
@@ -145,6 +149,24 @@ class HttpBackend(asyncio.Protocol):
         """The transport's write buffer drained below its low-water mark."""
         self.flow.resume()
 
+    def _pause_client(self) -> None:
+        ex = self.exchange
+        if ex is not None and self._client_paused is None:
+            self._client_paused = ex.front
+            ex.front.pause_reading()
+
+    def _resume_client(self) -> None:
+        front = self._client_paused
+        if front is not None:
+            self._client_paused = None
+            front.resume_reading()
+
+    def detach(self) -> None:
+        """The exchange lets go of this connection: a client we paused reads again."""
+        self.exchange = None   # its timer, if pending, finds no exchange and lapses
+        if self._client_paused is not None:
+            self._resume_client()
+
     # -- used by the exchange and the pool ----------------------------------------------
     def is_reusable(self) -> bool:
         t = self.transport
@@ -199,7 +221,7 @@ class HttpExchange:
     __slots__ = ("_backend", "_body_kept", "_connect_task", "_override", "_pending",
                  "_replayable", "_request_done", "_response_framing", "_retried",
                  "_head_sent", "ctx", "front", "_finished", "waiting", "_held", "_ping_timer",
-                 "_pool", "_chunked_out")
+                 "_pool", "_chunked_out", "_source_paused")
 
     def __init__(self, ctx: RequestContext) -> None:
         self.ctx = ctx
@@ -221,6 +243,7 @@ class HttpExchange:
         self.waiting: asyncio.Task[None] | None = None   # the balancer `timeout` wait
         self._held: list[bytes] | None = None    # body held back until the backend's 100
         self._ping_timer: asyncio.TimerHandle | None = None
+        self._source_paused = False   # we stopped the backend's reads: the client is slow
 
     # -- request side ---------------------------------------------------------------------
     def start(self) -> None:
@@ -228,7 +251,6 @@ class HttpExchange:
         ctx = self.ctx
         self.waiting = None
         self._pool = ctx.worker.pool_for(ctx.match.host, ctx.match.port)
-        self._pending.insert(0, ctx.backend_head)
         if ctx.balancer is not None:
             ctx.balancer.start(ctx.member_index)
         else:
@@ -277,36 +299,69 @@ class HttpExchange:
         self._attach(conn, reused)
 
     def _attach(self, conn: HttpBackend, reused: bool) -> None:
+        ctx = self.ctx
         self._backend = conn
         conn.exchange = self
         conn.bytes_read = 0
-        conn.parser.start(self.ctx.method, self.ctx.bad_header)
-        self.ctx.reused = reused
-        # Backend write buffer full → stop reading the client; client buffer full → stop
-        # reading the backend.
-        front = self.front
-        conn.flow.attach(front.pause_reading_hook, front.resume_reading_hook)
+        conn.parser.start(ctx.method, ctx.bad_header)
+        ctx.reused = reused
+        # Backpressure (DESIGN rule 6) is wired per connection, not per request: each side's
+        # Flow finds its partner through the exchange when a pause happens. Only a pause in
+        # force already needs acting on here.
+        if self.front.flow.paused:
+            self.pause_source()
+        if conn.flow.paused:
+            conn._pause_client()
         t = conn.transport
         assert t is not None
-        front.flow.attach(conn.pause_hook, conn.resume_hook)
-        conn.arm_timeout(self.ctx.timeout)
-        self.ctx.sent_at = conn.loop.time()
+        now = conn.loop.time()
+        conn._timeout = ctx.timeout
+        conn._deadline = now + ctx.timeout
+        if conn._timer is None:
+            conn._timer = conn.loop.call_at(conn._deadline, conn._on_timer)
+        ctx.sent_at = now
+        head = ctx.backend_head
         pending = self._pending
-        self._pending = []
-        if self.ctx.ping:
+        if ctx.ping:
             # ping=: send the head alone; the body waits for the 100 (or a final answer).
-            self._held = pending[1:]
-            pending = pending[:1]
-            self._ping_timer = conn.loop.call_later(self.ctx.ping, self._ping_expired)
-        if len(pending) == 1:
-            t.write(pending[0])
-            self.ctx.bytes_to_backend += len(pending[0])
+            self._held = pending
+            self._pending = []
+            t.write(head)
+            self._ping_timer = conn.loop.call_later(ctx.ping, self._ping_expired)
+        elif not pending:
+            t.write(head)
         else:
-            t.writelines(pending)
-            self.ctx.bytes_to_backend += sum(len(p) for p in pending)
-        if self.ctx.resume_client_on_attach:
-            self.ctx.resume_client_on_attach = False
+            self._pending = []
+            t.writelines([head, *pending])
+            ctx.bytes_to_backend += sum(map(len, pending))
+        ctx.bytes_to_backend += len(head)
+        if ctx.resume_client_on_attach:
+            ctx.resume_client_on_attach = False
             self.front.resume_reading()
+
+    def pause_source(self) -> None:
+        """The client stopped reading (its Flow paused): stop reading the backend."""
+        conn = self._backend
+        if conn is not None and not self._source_paused and conn.transport is not None:
+            self._source_paused = True
+            conn.transport.pause_reading()
+
+    def resume_source(self) -> None:
+        """The client reads again: so do we."""
+        if self._source_paused:
+            self._source_paused = False
+            conn = self._backend
+            if conn is not None and conn.transport is not None and not conn.closed:
+                conn.transport.resume_reading()
+
+    def _let_go(self, conn: HttpBackend) -> None:
+        """Unlink ``conn`` from this exchange, undoing any pause either side put on the other."""
+        self._backend = None
+        if self._source_paused:
+            self._source_paused = False
+            if conn.transport is not None and not conn.closed:
+                conn.transport.resume_reading()
+        conn.detach()
 
     def on_request_data(self, data: bytes) -> None:
         """A piece of the client's request body (already de-chunked)."""
@@ -460,9 +515,8 @@ class HttpExchange:
         """The backend's response is complete."""
         ctx = self.ctx
         if self._override:
-            self._release_backend(reusable=True)
             self._finished = True
-            self._observe_latency()
+            self._release_backend(reusable=True)
             self._account_end(error=False)
             self.front.local_error(ctx, ctx.status, override=True)
             return
@@ -483,32 +537,34 @@ class HttpExchange:
         self._finished = True
         ctx = self.ctx
         conn = self._backend
-        reusable = (conn is not None and self._request_done and ctx.response_keep_alive
-                    and not ctx.close_backend)
-        self._release_backend(reusable)
-        self._observe_latency()
-        self._account_end(error=False)
+        if conn is None:   # not reached from a backend read; kept for safety
+            self._account_end(error=False)
+            self.front.response_done(ctx)
+            return
+        self._let_go(conn)
+        ctx.bytes_from_backend += conn.bytes_read
+        self._pool.release(conn, self._request_done and ctx.response_keep_alive
+                           and not ctx.close_backend)  # the pool checks is_reusable itself
+        # A whole response arrived: its duration, from sending the request to the end of the
+        # response, goes into the worker's histogram (failed requests are not observed).
+        elapsed = conn.loop.time() - ctx.sent_at
+        if ctx.balancer is not None:
+            self._account_end(error=False)
+            ctx.worker.slot.observe_latency(elapsed)
+        else:
+            ctx.worker.slot.finish(ctx.bytes_to_backend, ctx.bytes_from_backend, elapsed)
         self.front.response_done(ctx)
 
-    def _observe_latency(self) -> None:
-        """A whole response arrived: put its duration, from sending the request to the end
-        of the response, into the worker's histogram (failed or abandoned requests, which
-        have no such end, are not observed)."""
-        ctx = self.ctx
-        if ctx.sent_at:
-            ctx.worker.slot.observe_latency(asyncio.get_running_loop().time() - ctx.sent_at)
-
     def _release_backend(self, reusable: bool) -> None:
+        """Give the backend back after a whole response (observed in the histogram)."""
         conn = self._backend
         if conn is None:
             return
-        self._backend = None
-        conn.exchange = None   # its timer, if pending, finds no exchange and lapses
-        conn.flow.detach()
-        self.front.flow.detach()   # resumes the backend's reads if the client had paused them
+        self._let_go(conn)
         ctx = self.ctx
         ctx.bytes_from_backend += conn.bytes_read
         self._pool.release(conn, reusable=reusable)  # the pool checks is_reusable itself
+        ctx.worker.slot.observe_latency(conn.loop.time() - ctx.sent_at)
 
     # -- failures -------------------------------------------------------------------------
     def backend_failed(self, error: UpstreamError) -> None:
@@ -520,16 +576,13 @@ class HttpExchange:
             self._ping_timer = None
         if self._held is not None:
             # Put the held body back so a failover can send it to the next member.
-            self._pending = [self.ctx.backend_head, *self._held]
+            self._pending = self._held
             self._held = None
         conn = self._backend
         got_bytes = conn is not None and conn.bytes_read > 0
         if conn is not None:
             self.ctx.bytes_from_backend += conn.bytes_read
-            self._backend = None
-            conn.exchange = None
-            conn.flow.detach()
-            self.front.flow.detach()
+            self._let_go(conn)
             conn.abort()
             self._pool.release(conn, reusable=False)
         ctx = self.ctx
@@ -539,7 +592,7 @@ class HttpExchange:
             # A keep-alive race: the backend closed an idle connection as we reused it.
             self._retried = True
             log.debug("retrying %s on a fresh connection: %s", ctx.match.url, error)
-            self._pending = [ctx.backend_head]
+            self._pending = []
             body = self._body_kept
             if self._chunked_out:
                 for piece in body:
@@ -595,7 +648,7 @@ class HttpExchange:
             return False
         log.info("%s: member failed, retrying on %s", ctx.balancer.name, ctx.match.url)
         successor = HttpExchange(ctx)
-        successor._pending = self._pending[1:] if self._pending else []
+        successor._pending = self._pending
         successor._body_kept = self._body_kept
         successor._replayable = self._replayable
         successor._request_done = self._request_done
@@ -630,9 +683,7 @@ class HttpExchange:
             self._connect_task = None
         conn = self._backend
         if conn is not None:
-            self._backend = None
-            conn.exchange = None
-            conn.flow.detach()
+            self._let_go(conn)
             conn.abort()
             self._pool.release(conn, reusable=False)
 

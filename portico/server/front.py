@@ -46,7 +46,6 @@ class FrontConnection(asyncio.Protocol):
         "_timer", "closing", "ctx", "flow", "handler", "local_ip", "local_port", "loop",
         "parser", "peer_ip", "peer_port", "pipeline", "req_complete", "requests_served",
         "resp_complete", "scheme", "transport", "_pending_error", "_queue_paused", "_held",
-        "pause_reading_hook", "resume_reading_hook",
     )
 
     def __init__(self, pipeline: Pipeline, scheme: str = "http") -> None:
@@ -74,9 +73,9 @@ class FrontConnection(asyncio.Protocol):
         self._pending_error: int | None = None
         self._queue_paused = False
         self._held: list[bytes] | None = None
-        # Bound once: a backend's Flow pauses our reads through these.
-        self.pause_reading_hook = self.pause_reading
-        self.resume_reading_hook = self.resume_reading
+        # Our write buffer full → the handler of the request in flight stops reading its
+        # source (the backend). Linked once; the handler is looked up when a pause happens.
+        self.flow.link(self._pause_source, self._resume_source)
 
     # -- transport callbacks ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -152,6 +151,14 @@ class FrontConnection(asyncio.Protocol):
         """The client's write buffer drained below low water."""
         self.flow.resume()
         self._last_activity = self.loop.time()
+
+    def _pause_source(self) -> None:
+        if self.handler is not None:
+            self.handler.pause_source()
+
+    def _resume_source(self) -> None:
+        if self.handler is not None:
+            self.handler.resume_source()
 
     # -- reading control (several reasons may pause reading at once) -----------------------
     def pause_reading(self) -> None:

@@ -345,6 +345,19 @@ class WorkerSlot(_Slot):
         if read:
             q[k + 5] += read
 
+    def finish(self, transferred: int, read: int, seconds: float) -> None:
+        """``end(transferred, read)`` and ``observe_latency(seconds)`` in one call: the
+        common end of a proxied request (no error, a whole response)."""
+        q, k = self._v.q, self._own()
+        q[k] -= 1
+        q[k + 2] += 1
+        q[k + 4] += transferred
+        q[k + 5] += read
+        if seconds < 0.0:
+            seconds = 0.0
+        q[k + _LAT0 + bisect_left(_BOUNDS, seconds)] += 1
+        q[k + _LAT_SUM] += int(seconds * 1e6)
+
     def observe_latency(self, seconds: float) -> None:
         """Count one request that took ``seconds`` (sent to end of response) in the
         duration histogram: the bucket of the first bound >= ``seconds`` (+Inf above the
