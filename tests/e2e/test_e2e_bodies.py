@@ -108,3 +108,45 @@ def test_slow_origin_does_not_make_the_proxy_buffer_the_upload(proxy, morigin):
                                      "sha256": pattern_sha256(size)}
     grown_mib = (peak - baseline) / 1024
     assert grown_mib < 50, f"proxy RSS grew by {grown_mib:.0f} MiB during a 200 MiB upload"
+
+
+def test_slow_client_does_not_make_the_proxy_buffer_the_download(proxy, morigin):
+    """A 200 MiB download to a client that reads nothing for 1.5 s, then reads slowly: if the
+    proxy kept reading the origin meanwhile, its RSS would grow by ~the whole body."""
+    import socket
+
+    size = 200 * MIB
+    baseline = proxy.rss_kib()
+    peak = baseline
+    h = hashlib.sha256()
+    got = 0
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sock.sendall(b"GET /big/%d HTTP/1.1\r\nHost: proxy.test\r\n\r\n" % size)
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:   # not reading: the proxy must stop reading too
+            peak = max(peak, proxy.rss_kib())
+            time.sleep(0.05)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += sock.recv(65536)
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        h.update(rest)
+        got = len(rest)
+        reads = 0
+        end = time.monotonic() + 60
+        while got < size and time.monotonic() < end:
+            piece = sock.recv(1 << 20)
+            if not piece:
+                break
+            h.update(piece)
+            got += len(piece)
+            reads += 1
+            if reads % 64 == 0:
+                peak = max(peak, proxy.rss_kib())
+                time.sleep(0.002)
+    assert got == size
+    assert h.hexdigest() == pattern_sha256(size)
+    grown_mib = (peak - baseline) / 1024
+    assert grown_mib < 50, f"proxy RSS grew by {grown_mib:.0f} MiB during a 200 MiB download"
