@@ -29,9 +29,8 @@ class RequestContext:
         "front", "head", "method", "client_version", "start_ns", "has_body",
         "expect_continue", "request_chunked", "host", "path", "query",
         # decisions made by the pipeline
-        "vhost", "settings", "match", "worker", "backend_head", "timeout", "connect_timeout",
-        "acquire_wait", "sni", "via_name", "mapper", "base_url", "keepalive_header",
-        "response_field_size", "bad_header", "close_backend",
+        "vhost", "settings", "match", "worker", "backend_head", "plan", "sni", "via_name",
+        "mapper", "base_url", "keepalive_header", "close_backend",
         # observed while serving
         "keep_alive", "reused", "sent_continue", "resume_client_on_attach", "status",
         "backend_status", "response_keep_alive", "response_headers", "response_trailers",
@@ -60,16 +59,12 @@ class RequestContext:
         self.match: Match | None = None  # type: ignore[assignment]
         self.worker: Worker | None = None  # type: ignore[assignment]
         self.backend_head = b""
-        self.timeout = 60.0
-        self.connect_timeout = 60.0
-        self.acquire_wait: float | None = None
+        self.plan: Any = None   # the pipeline's per-(worker, scope) plan: timeouts, limits
         self.sni: str | None = None
         self.via_name = ""
         self.mapper: ReverseMapper | None = None
         self.base_url = ""
         self.keepalive_header: bytes | None = None
-        self.response_field_size = 8192
-        self.bad_header = "iserror"
         self.close_backend = False
         self.keep_alive = head.keep_alive
         self.reused = False

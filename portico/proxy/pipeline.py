@@ -403,11 +403,7 @@ class Pipeline:
         else:  # a $n target: another host than the worker's own
             host_value = _host_header(spec.scheme, match.host, match.port)
             ctx.sni = None if spec.unix_path else match.host
-        ctx.timeout = plan.timeout
-        ctx.connect_timeout = plan.connect_timeout
-        ctx.acquire_wait = plan.acquire_wait
-        ctx.response_field_size = plan.response_field_size
-        ctx.bad_header = plan.bad_header
+        ctx.plan = plan
         ctx.via_name = _via_name(vrt, ctx.host) if plan.via else ""
         ctx.keepalive_header = self.keepalive_header
         chunked = head.body_kind == BodyKind.CHUNKED

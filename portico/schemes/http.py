@@ -264,11 +264,12 @@ class HttpExchange:
     async def _connect(self, fresh: bool) -> None:
         ctx = self.ctx
         pool = self._pool
+        plan = ctx.plan
 
         async def open_new() -> HttpBackend:
             proto = await ctx.worker.connector.open(
-                lambda: HttpBackend(pool, ctx.response_field_size, ctx.bad_header),
-                ctx.connect_timeout, server_hostname=ctx.sni,
+                lambda: HttpBackend(pool, plan.response_field_size, plan.bad_header),
+                plan.connect_timeout, server_hostname=ctx.sni,
                 host=ctx.match.host, port=ctx.match.port)
             return proto  # type: ignore[return-value]
 
@@ -283,7 +284,7 @@ class HttpExchange:
                     raise
                 reused = False
             else:
-                conn, reused = await pool.acquire(open_new, ctx.acquire_wait)  # type: ignore[assignment]
+                conn, reused = await pool.acquire(open_new, plan.acquire_wait)  # type: ignore[assignment]
         except PoolExhausted as exc:
             self._connect_task = None
             self._fail(UpstreamError(UpstreamErrorKind.POOL_EXHAUSTED, str(exc)))
@@ -303,7 +304,8 @@ class HttpExchange:
         self._backend = conn
         conn.exchange = self
         conn.bytes_read = 0
-        conn.parser.start(ctx.method, ctx.bad_header)
+        plan = ctx.plan
+        conn.parser.start(ctx.method, plan.bad_header)
         ctx.reused = reused
         # Backpressure (DESIGN rule 6) is wired per connection, not per request: each side's
         # Flow finds its partner through the exchange when a pause happens. Only a pause in
@@ -315,8 +317,8 @@ class HttpExchange:
         t = conn.transport
         assert t is not None
         now = conn.loop.time()
-        conn._timeout = ctx.timeout
-        conn._deadline = now + ctx.timeout
+        conn._timeout = plan.timeout
+        conn._deadline = now + plan.timeout
         if conn._timer is None:
             conn._timer = conn.loop.call_at(conn._deadline, conn._on_timer)
         ctx.sent_at = now

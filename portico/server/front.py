@@ -46,6 +46,7 @@ class FrontConnection(asyncio.Protocol):
         "_timer", "closing", "ctx", "flow", "handler", "local_ip", "local_port", "loop",
         "parser", "peer_ip", "peer_port", "pipeline", "req_complete", "requests_served",
         "resp_complete", "scheme", "transport", "_pending_error", "_queue_paused", "_held",
+        "retiring",
     )
 
     def __init__(self, pipeline: Pipeline, scheme: str = "http") -> None:
@@ -64,6 +65,7 @@ class FrontConnection(asyncio.Protocol):
         self.resp_complete = True
         self.requests_served = 0
         self.closing = False
+        self.retiring = False   # the server hands over: answer with Connection: close
         self.peer_ip = ""
         self.peer_port = 0
         self.local_ip = ""
@@ -107,12 +109,18 @@ class FrontConnection(asyncio.Protocol):
             return
         queue = self._queue
         for event in events:
-            if queue or (self.ctx is not None and type(event) is RequestHead):
+            kind = type(event)
+            if queue or (kind is RequestHead and self.ctx is not None):
                 queue.append(event)
-                if type(event) is Data:
+                if kind is Data:
                     self._queued_bytes += len(event.data)
                 continue
-            self._handle(event)
+            if kind is RequestHead:
+                self._start_request(event)  # type: ignore[arg-type]
+            elif kind is EndOfMessage:
+                self._request_ended(event)  # type: ignore[arg-type]
+            else:
+                self._handle(event)
         if queue and not self._queue_paused and (
                 len(queue) > _MAX_QUEUED_EVENTS or self._queued_bytes > _MAX_QUEUED_BYTES):
             self._queue_paused = True
@@ -227,22 +235,26 @@ class FrontConnection(asyncio.Protocol):
         elif kind is RequestHead:
             self._start_request(event)  # type: ignore[arg-type]
         elif kind is EndOfMessage:
-            self.req_complete = True
-            if self.ctx is not None:
-                self.ctx.request_trailers = event.trailers  # type: ignore[attr-defined]
-            if self.handler is not None:
-                self.handler.on_request_end(event.trailers)  # type: ignore[attr-defined]
-            if self.resp_complete and self.ctx is not None:
-                self._next_request()
+            self._request_ended(event)  # type: ignore[arg-type]
+
+    def _request_ended(self, event: EndOfMessage) -> None:
+        self.req_complete = True
+        ctx = self.ctx
+        if event.trailers and ctx is not None:
+            ctx.request_trailers = event.trailers
+        if self.handler is not None:
+            self.handler.on_request_end(event.trailers)
+        if self.resp_complete and ctx is not None:
+            self._next_request()
 
     def _start_request(self, head: RequestHead) -> None:
         self.req_complete = False
         self.resp_complete = False
-        served = self.requests_served + 1
-        max_requests = self.pipeline.core.max_keepalive_requests
+        core = self.pipeline.core
+        max_requests = core.max_keepalive_requests
         # MaxKeepAliveRequests counts reuses, so N allows N + 1 requests (as httpd).
-        if (not self.pipeline.core.keepalive or (max_requests and served > max_requests)
-                or self.closing):
+        if (not core.keepalive or (max_requests and self.requests_served >= max_requests)
+                or self.closing or self.retiring):
             head.keep_alive = False
         try:
             self.handler = self.pipeline.begin(self, head, time.time_ns())
@@ -304,7 +316,8 @@ class FrontConnection(asyncio.Protocol):
         """The handler finished sending the response for ``ctx``."""
         self.resp_complete = True
         self.handler = None
-        self._finish_log(ctx)
+        ctx.end_ns = time.time_ns()
+        self.pipeline.log_request(self, ctx)
         if not ctx.keep_alive:
             self._close_after_write()
             return

@@ -22,7 +22,6 @@ from portico.config import load_config
 from portico.config.model import ServerConfig
 from portico.errors import ConfigError
 from portico.health.checker import HealthChecker
-from portico.protocols.events import RequestHead
 from portico.proxy.pipeline import Pipeline
 from portico.server.accesslog import build_access_logs
 from portico.server.front import FrontConnection
@@ -149,6 +148,8 @@ class ProxyServer:
         if self._stop.is_set():
             return
         self._retiring = True
+        for conn in self._connections:
+            conn.retiring = True  # a request that starts from now on closes after its response
         self.stop()
 
     def reload(self) -> None:
@@ -295,16 +296,12 @@ class _TrackedConnection(FrontConnection):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.owner._connections.add(self)
+        self.retiring = self.owner._retiring
         super().connection_made(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.owner._connections.discard(self)
-
-    def _start_request(self, head: RequestHead) -> None:
-        if self.owner._retiring:
-            head.keep_alive = False  # a retiring server closes after this response
-        super()._start_request(head)
 
 
 def _resolve(path: str, root: str) -> str:
