@@ -57,8 +57,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 class _VhostRuntime:
     """Per-virtual-host things computed once: router, reverse mapper, names, access logs."""
 
-    __slots__ = ("access_logs", "location_mappers", "mapper", "router", "server_name",
-                 "vhost")
+    __slots__ = ("access_logs", "decisions", "location_mappers", "mapper", "router",
+                 "server_name", "vhost")
 
     def __init__(self, vhost: VirtualHost, router: Router, access_logs: VhostAccessLogs | None,
                  default_port: int, balancers: Mapping[str, Sequence[str]]) -> None:
@@ -73,6 +73,33 @@ class _VhostRuntime:
                              balancers)
             for loc in vhost.locations}
         self.access_logs = access_logs
+        self.decisions: dict[bytes, _Decision] = {}
+
+
+# Routing is a pure function of the configuration and the request-target: its outcome is
+# remembered per virtual host and raw target, so a repeated target costs one dict lookup
+# instead of decoding, Location matching and the rule walk. Bounded: a flood of distinct
+# targets empties the table now and then.
+_MAX_DECISIONS = 4096
+
+
+class _Decision:
+    """What the pipeline decided from one request-target: decoded path and query, the
+    matching Locations and merged settings, the route (or its error status), the reverse
+    mapper and, for a plain worker route, the worker. Never mutated once stored."""
+
+    __slots__ = ("locations", "mapper", "match", "path", "query", "route_error", "settings",
+                 "worker")
+
+    def __init__(self, target, locations: tuple, settings: ProxySettings) -> None:
+        self.path = target.path
+        self.query = target.query
+        self.locations = locations
+        self.settings = settings
+        self.match: Match | None = None
+        self.route_error: int | None = None
+        self.mapper: ReverseMapper | None = None
+        self.worker: Worker | None = None
 
 
 def _mapper(urls, domains, paths, balancers) -> ReverseMapper | None:
@@ -158,29 +185,23 @@ class Pipeline:
         ctx.vhost_runtime = vrt
         ctx.settings = vrt.vhost.settings
         ctx.host = host_header or ""
-        if head.target == b"*":
-            if head.method == b"OPTIONS":
-                front.send_local(ctx, 200, b"", [(b"Allow", b"GET,HEAD,POST,OPTIONS")])
-            else:
-                front.local_error(ctx, 400)
-            return None
-        try:
-            target = parse_target(head.target, vrt.vhost.settings.allow_encoded_slashes)
-        except BadTarget as exc:
-            front.local_error(ctx, exc.status)
-            return None
-        ctx.path = target.path
-        ctx.query = target.query
-        router = vrt.router
-        locations = router.locations_for(target.path) if router.has_locations else ()
-        settings = router.settings_for(locations) if locations else vrt.vhost.settings
-        ctx.settings = settings
-        if settings is not vrt.vhost.settings:
-            try:  # AllowEncodedSlashes may differ inside a Location
-                target = parse_target(head.target, settings.allow_encoded_slashes)
+        decision = vrt.decisions.get(head.target)
+        if decision is None:
+            if head.target == b"*":
+                if head.method == b"OPTIONS":
+                    front.send_local(ctx, 200, b"", [(b"Allow", b"GET,HEAD,POST,OPTIONS")])
+                else:
+                    front.local_error(ctx, 400)
+                return None
+            try:
+                decision = self._decide(vrt, head.target)
             except BadTarget as exc:
                 front.local_error(ctx, exc.status)
                 return None
+        ctx.path = decision.path
+        ctx.query = decision.query
+        settings = ctx.settings = decision.settings
+        locations = decision.locations
         # Access control (§19), before anything else looks at the request: Require rules of
         # the matching Locations, compiled at load (portico.admin.access), with Basic auth
         # only when a rule needs a user (portico.admin.basicauth).
@@ -216,21 +237,15 @@ class Pipeline:
             else:
                 front.local_error(ctx, status)
             return None
-        try:
-            match = router.route(target, locations)
-        except BadTarget as exc:
-            front.local_error(ctx, exc.status)
+        if decision.route_error is not None:
+            front.local_error(ctx, decision.route_error)
             return None
+        match = decision.match
         if match is None:
             # Not proxied (no rule, or a `!`): a <Location>'s SetHandler may answer it. As in
             # httpd, a matching ProxyPass wins over SetHandler (hence `ProxyPass /x !`).
             return self._local(ctx, locations)
-        mapper = vrt.mapper
-        if locations:
-            for loc, _ in locations:
-                if loc.reverse or loc.cookie_domains or loc.cookie_paths:
-                    mapper = vrt.location_mappers[id(loc)]
-        ctx.mapper = mapper
+        mapper = ctx.mapper = decision.mapper
         if mapper is not None:
             ctx.base_url = f"{front.scheme}://{host_header or _server_authority(vrt, front)}"
         ctx.match = match
@@ -249,7 +264,9 @@ class Pipeline:
                     return None  # answered: 503
                 return self._wait_for_member(ctx, wait, settings, head)
             match = ctx.match
-        worker = self.workers.get(match.worker)
+            worker = self.workers.get(match.worker)
+        else:
+            worker = decision.worker
         if worker is None or worker.spec.scheme not in _HTTP_SCHEMES:
             log.error("no protocol handler was valid for the URL %s", match.url)
             front.local_error(ctx, 500, proxy_error=True, detail="no protocol handler was valid")
@@ -259,6 +276,36 @@ class Pipeline:
         exchange = HttpExchange(ctx)
         exchange.start()
         return exchange
+
+    def _decide(self, vrt: _VhostRuntime, raw_target: bytes) -> _Decision:
+        """Everything about a request that follows from its target alone (remembered per
+        virtual host, see ``_Decision``); raises BadTarget for a target that cannot be
+        parsed."""
+        target = parse_target(raw_target, vrt.vhost.settings.allow_encoded_slashes)
+        router = vrt.router
+        locations = router.locations_for(target.path) if router.has_locations else ()
+        settings = router.settings_for(locations) if locations else vrt.vhost.settings
+        if settings is not vrt.vhost.settings:
+            # AllowEncodedSlashes may differ inside a Location
+            target = parse_target(raw_target, settings.allow_encoded_slashes)
+        decision = _Decision(target, tuple(locations), settings)
+        try:
+            decision.match = router.route(target, locations)
+        except BadTarget as exc:
+            decision.route_error = exc.status
+        if decision.match is not None:
+            mapper = vrt.mapper
+            for loc, _ in locations:
+                if loc.reverse or loc.cookie_domains or loc.cookie_paths:
+                    mapper = vrt.location_mappers[id(loc)]
+            decision.mapper = mapper
+            if decision.match.balancer is None:
+                decision.worker = self.workers.get(decision.match.worker)
+        decisions = vrt.decisions
+        if len(decisions) >= _MAX_DECISIONS:
+            decisions.clear()   # many distinct targets: start over rather than track age
+        decisions[raw_target] = decision
+        return decision
 
     def _grow_member(self, balancer: str, slot: WorkerSlot) -> Worker | None:
         """The Worker of a member the manager added at run time (default parameters)."""
