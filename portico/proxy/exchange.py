@@ -30,7 +30,7 @@ class RequestContext:
         "expect_continue", "request_chunked", "host", "path", "query",
         # decisions made by the pipeline
         "vhost", "settings", "match", "worker", "backend_head", "plan", "sni", "via_name",
-        "mapper", "base_url", "keepalive_header", "close_backend",
+        "mapper", "base_url", "close_backend",
         # observed while serving
         "keep_alive", "reused", "sent_continue", "resume_client_on_attach", "status",
         "backend_status", "response_keep_alive", "response_headers", "response_trailers",
@@ -64,7 +64,6 @@ class RequestContext:
         self.via_name = ""
         self.mapper: ReverseMapper | None = None
         self.base_url = ""
-        self.keepalive_header: bytes | None = None
         self.close_backend = False
         self.keep_alive = head.keep_alive
         self.reused = False

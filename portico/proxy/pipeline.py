@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("portico.proxy")
 
 _HTTP_SCHEMES = frozenset({"http", "https"})
+_CHUNKED = BodyKind.CHUNKED
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -451,25 +452,30 @@ class Pipeline:
             host_value = _host_header(spec.scheme, match.host, match.port)
             ctx.sni = None if spec.unix_path else match.host
         ctx.plan = plan
-        ctx.via_name = _via_name(vrt, ctx.host) if plan.via else ""
-        ctx.keepalive_header = self.keepalive_header
-        chunked = head.body_kind == BodyKind.CHUNKED
-        ctx.request_chunked = chunked
-        forward_expect = head.expect_continue and settings.proxy_100_continue
-        if head.expect_continue and not settings.proxy_100_continue:
-            ctx.front.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            ctx.sent_continue = True
-        ctx.close_backend = not spec.params.enablereuse
-        # ping= (§4.5): on requests with a body, ask the backend for a 100 Continue first and
-        # give up (503, which fails over) if none comes within `ping` seconds.
-        ping = spec.params.ping
-        ctx.ping = ping if ping and head.body_kind != BodyKind.NONE else 0.0
+        via_name = ctx.via_name = _via_name(vrt, ctx.host) if plan.via else ""
+        close = ctx.close_backend = plan.close_backend
+        body_kind = head.body_kind
+        forward_expect = False
+        add_expect = False
+        if head.expect_continue:
+            if settings.proxy_100_continue:
+                forward_expect = True
+            else:
+                ctx.front.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                ctx.sent_continue = True
+        if body_kind:   # BodyKind.NONE is 0
+            chunked = ctx.request_chunked = body_kind == _CHUNKED
+            # ping= (§4.5): on requests with a body, ask the backend for a 100 Continue first
+            # and give up (503, which fails over) if none comes within `ping` seconds.
+            ctx.ping = plan.ping
+            add_expect = bool(plan.ping) and not forward_expect
+        else:
+            chunked = False
         request = BackendRequest(
             head.method, match.path.encode("latin-1"), host_value, ctx.front.peer_ip,
-            vrt.server_name, ctx.via_name, client_version=head.version,
-            body_length=None if chunked else head.content_length,
-            chunked=chunked, close=ctx.close_backend, forward_expect=forward_expect,
-            max_forwards=max_forwards, add_expect=bool(ctx.ping) and not forward_expect)
+            vrt.server_name, via_name, head.version,
+            None if chunked else head.content_length, chunked, close, forward_expect,
+            max_forwards, add_expect)
         ctx.backend_head = build_request_head(request, head.headers, settings)
 
     # -- logging --------------------------------------------------------------------------
@@ -573,8 +579,9 @@ def _host_name(host: str | None) -> str | None:
 class _BackendPlan:
     """What a request to one worker under one settings scope always gets (cached per pair)."""
 
-    __slots__ = ("acquire_wait", "bad_header", "connect_timeout", "host_value",
-                 "response_field_size", "settings", "sni", "timeout", "via")
+    __slots__ = ("acquire_wait", "bad_header", "close_backend", "connect_timeout",
+                 "host_value", "ping", "response_field_size", "settings", "sni", "timeout",
+                 "via")
 
     def __init__(self, worker: Worker, settings: ProxySettings, core) -> None:
         spec = worker.spec
@@ -587,6 +594,8 @@ class _BackendPlan:
         self.response_field_size = spec.params.responsefieldsize or 8192
         self.bad_header = settings.bad_header.value
         self.via = settings.via.value in ("on", "full")
+        self.close_backend = not spec.params.enablereuse
+        self.ping = spec.params.ping or 0.0
 
 
 def _host_header(scheme: str, host: str, port: int) -> bytes:

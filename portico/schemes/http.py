@@ -47,6 +47,13 @@ _REPLAY_LIMIT = 64 * 1024   # request body kept for a retry on a fresh connectio
 # member (§7.5): the request never reached the backend.
 _FAILOVER_KINDS = frozenset({UpstreamErrorKind.CONNECT, UpstreamErrorKind.CONNECT_TIMEOUT,
                              UpstreamErrorKind.POOL_EXHAUSTED})
+# Plain ints for the per-response comparisons (an enum attribute costs a lookup each time).
+_BODY_LENGTH = int(BodyKind.LENGTH)
+_BODY_CHUNKED = int(BodyKind.CHUNKED)
+_BODY_UNTIL_CLOSE = int(BodyKind.UNTIL_CLOSE)
+_FRAMING_NONE = ResponseFraming.NONE
+_FRAMING_LENGTH = ResponseFraming.LENGTH
+_FRAMING_CHUNKED = ResponseFraming.CHUNKED
 
 
 class HttpBackend(asyncio.Protocol):
@@ -475,19 +482,19 @@ class HttpExchange:
             ctx.override_headers = [(n, v) for n, v in head.headers
                                     if head.status == 401 and n.lower() == b"www-authenticate"]
             return
-        framing = ResponseFraming.NONE
+        framing = _FRAMING_NONE
         kind = head.body_kind
         client_keep = ctx.keep_alive
-        if kind == BodyKind.LENGTH:
-            framing = ResponseFraming.LENGTH
-        elif kind == BodyKind.CHUNKED or kind == BodyKind.UNTIL_CLOSE:
+        if kind == _BODY_LENGTH:
+            framing = _FRAMING_LENGTH
+        elif kind in (_BODY_CHUNKED, _BODY_UNTIL_CLOSE):
             if ctx.client_version == b"1.1":
-                framing = ResponseFraming.CHUNKED
+                framing = _FRAMING_CHUNKED
             else:
                 framing = ResponseFraming.CLOSE
                 client_keep = False
-        if ctx.method == b"HEAD" or head.status in (204, 304):
-            framing = ResponseFraming.NONE
+        if ctx.method == b"HEAD" or head.status == 204 or head.status == 304:
+            framing = _FRAMING_NONE
         if not self._request_done and ctx.has_body:
             client_keep = False   # we will not read the rest of this body: close afterwards
         ctx.keep_alive = client_keep
@@ -496,7 +503,8 @@ class HttpExchange:
             head.status, head.reason, head.headers, framing=framing,
             content_length=head.content_length, keep_alive=client_keep,
             client_version=ctx.client_version, settings=settings, via_name=ctx.via_name,
-            mapper=ctx.mapper, base_url=ctx.base_url, keepalive_header=ctx.keepalive_header)
+            mapper=ctx.mapper, base_url=ctx.base_url,
+            keepalive_header=self.front.pipeline.keepalive_header)
         ctx.response_headers = sent
         self._head_sent = True
         self.front.write(data)
@@ -508,7 +516,7 @@ class HttpExchange:
             return
         ctx = self.ctx
         ctx.body_bytes += len(data)
-        if self._response_framing == ResponseFraming.CHUNKED:
+        if self._response_framing == _FRAMING_CHUNKED:
             self.front.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
         else:
             self.front.write(data)
