@@ -551,7 +551,15 @@ class HttpExchange:
             self._account_end(error=False)
             self.front.response_done(ctx)
             return
-        self._let_go(conn)
+        # _let_go(conn), inline: this runs once per request
+        self._backend = None
+        if self._source_paused:
+            self._source_paused = False
+            if conn.transport is not None and not conn.closed:
+                conn.transport.resume_reading()
+        conn.exchange = None
+        if conn._client_paused is not None:
+            conn._resume_client()
         ctx.bytes_from_backend += conn.bytes_read
         self._pool.release(conn, self._request_done and ctx.response_keep_alive
                            and not ctx.close_backend)  # the pool checks is_reusable itself

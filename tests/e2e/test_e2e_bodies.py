@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import threading
 import time
 
@@ -113,8 +114,6 @@ def test_slow_origin_does_not_make_the_proxy_buffer_the_upload(proxy, morigin):
 def test_slow_client_does_not_make_the_proxy_buffer_the_download(proxy, morigin):
     """A 200 MiB download to a client that reads nothing for 1.5 s, then reads slowly: if the
     proxy kept reading the origin meanwhile, its RSS would grow by ~the whole body."""
-    import socket
-
     size = 200 * MIB
     baseline = proxy.rss_kib()
     peak = baseline
