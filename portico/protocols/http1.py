@@ -21,9 +21,10 @@ Limits (DESIGN rule 7): the request line (method, target, version) beyond ``max_
 a field line (``name: value``) beyond ``max_field_size`` or more than ``max_fields`` fields is
 431; a declared or accumulated body beyond ``max_body`` is 413. httptools buffers a field
 internally until it is complete, so an unfinished head is bounded as a whole: once it
-reaches the largest head the limits allow, 431. That total is counted per ``feed``; when a
-pipelined request starts inside a chunk the whole chunk is counted, an over-estimate of at
-most one read.
+reaches the largest head the limits allow, 431. That total is counted per ``feed`` from the
+read holding the start of the request-target (the method before it is at most a few bytes);
+when a pipelined request starts inside a chunk the whole chunk is counted, an over-estimate
+of at most one read.
 
 Response side
 -------------
@@ -45,7 +46,6 @@ __all__ = [
 ]
 
 import operator
-import re
 from typing import NoReturn
 
 import httptools
@@ -108,6 +108,9 @@ _REQUEST_SPECIAL = {
     b"upgrade": _UPGRADE,
 }
 _REQUEST_SPECIAL_LENGTHS = frozenset(len(name) for name in _REQUEST_SPECIAL)
+# Longer than any method llhttp knows: below this margin the request line cannot be too long
+# whatever the method, so on_url asks llhttp for the method only near the limit.
+_METHOD_MARGIN = 32
 
 
 class RequestParser:
@@ -124,8 +127,8 @@ class RequestParser:
         "_body_bytes", "_chunked", "_closed", "_content_length", "_error", "_events",
         "_expect", "_head_bytes", "_headers", "_host_count", "_in_head", "_keep_alive",
         "_max_body", "_max_field_size", "_max_fields", "_max_head", "_max_line", "_parser",
-        "_started", "_target", "_te_count", "_trailers", "_transfer_encoding", "_unparsed",
-        "_upgrade", "_upgraded",
+        "_rare", "_started", "_target", "_te_count", "_trailers", "_transfer_encoding",
+        "_unparsed", "_upgrade", "_upgraded",
     )
 
     def __init__(self, limits: RequestLimits | None = None) -> None:
@@ -145,22 +148,24 @@ class RequestParser:
         self._in_head = False
         self._started = False
         self._head_bytes = 0
-        self._reset_message()
-        self._parser = httptools.HttpRequestParser(self)
-
-    def _reset_message(self) -> None:
         self._target = b""
         self._headers: Headers = []
-        self._trailers: Headers = []
         self._host_count = 0
+        self._chunked = False
+        self._keep_alive = True
+        self._body_bytes = 0
+        self._reset_rare()
+        self._parser = httptools.HttpRequestParser(self)
+
+    def _reset_rare(self) -> None:
+        """Forget what only some requests carry; ``_rare`` says whether any of it is set."""
+        self._rare = False
+        self._trailers: Headers | None = None
         self._content_length: bytes | None = None
         self._transfer_encoding: bytes | None = None
         self._te_count = 0
         self._expect: bytes | None = None
         self._upgrade: bytes | None = None
-        self._chunked = False
-        self._keep_alive = True
-        self._body_bytes = 0
 
     # -- public API
 
@@ -218,15 +223,20 @@ class RequestParser:
 
     # -- httptools callbacks
 
-    def on_message_begin(self) -> None:
-        self._reset_message()
-        self._in_head = True
-        self._started = True
+    # No on_message_begin: one callback fewer per request. A message's state is reset when
+    # the previous one completes (and in __init__), and its head starts with the first piece
+    # of its target.
 
     def on_url(self, piece: bytes) -> None:
-        target = self._target + piece if self._target else piece
+        if self._target:
+            target = self._target + piece
+        else:
+            target = piece
+            self._in_head = True
+            self._started = True
         # method SP target SP HTTP/x.y
-        if len(target) + len(self._parser.get_method()) + 10 > self._max_line:
+        if len(target) + _METHOD_MARGIN > self._max_line and (
+                len(target) + len(self._parser.get_method()) + 10 > self._max_line):
             self._fail("request line too long", 414)
         self._target = target
 
@@ -235,9 +245,7 @@ class RequestParser:
         if len(name) + len(value) + 2 > self._max_field_size:
             self._fail("request header field too long", 431)
         if not self._in_head:
-            if len(self._trailers) >= self._max_fields:
-                self._fail("too many trailer fields", 431)
-            self._trailers.append((name, value))
+            self._on_trailer(name, value)
             return
         headers = self._headers
         if len(headers) >= self._max_fields:
@@ -247,15 +255,26 @@ class RequestParser:
             kind = _REQUEST_SPECIAL.get(name.lower())
             if kind == _HOST:
                 self._host_count += 1
-            elif kind == _CONTENT_LENGTH:
-                self._content_length = value  # llhttp refuses a second one
-            elif kind == _TRANSFER_ENCODING:
-                self._te_count += 1
-                self._transfer_encoding = value
-            elif kind == _EXPECT:
-                self._expect = value
-            elif kind == _UPGRADE:
-                self._upgrade = value
+            elif kind is not None:
+                self._rare = True
+                if kind == _CONTENT_LENGTH:
+                    self._content_length = value  # llhttp refuses a second one
+                elif kind == _TRANSFER_ENCODING:
+                    self._te_count += 1
+                    self._transfer_encoding = value
+                elif kind == _EXPECT:
+                    self._expect = value
+                else:
+                    self._upgrade = value
+
+    def _on_trailer(self, name: bytes, value: bytes) -> None:
+        trailers = self._trailers
+        if trailers is None:
+            self._trailers = trailers = []
+            self._rare = True
+        if len(trailers) >= self._max_fields:
+            self._fail("too many trailer fields", 431)
+        trailers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -269,6 +288,14 @@ class RequestParser:
         if self._host_count != 1 and (self._host_count or version == b"1.1"):
             self._fail("HTTP/1.1 request needs exactly one Host header"
                        if self._host_count == 0 else "several Host headers")
+        method = parser.get_method()
+        if not self._rare and not parser.should_upgrade():
+            # No framing, Expect or Upgrade field: the common bodiless request.
+            self._chunked = False
+            self._keep_alive = keep_alive = parser.should_keep_alive()
+            self._events.append(RequestHead(method, self._target, version, self._headers,
+                                            keep_alive))
+            return
         content_length: int | None = None
         body_kind = _NONE
         if self._transfer_encoding is not None:
@@ -283,7 +310,6 @@ class RequestParser:
                 self._fail("request body larger than the limit", 413)
             if content_length:
                 body_kind = _LENGTH
-        method = parser.get_method()
         upgrade = None
         if parser.should_upgrade():
             upgrade = b"CONNECT" if method == b"CONNECT" else self._upgrade
@@ -291,6 +317,7 @@ class RequestParser:
                 self._fail("upgrade or CONNECT request with a body")
         expect = self._expect
         self._chunked = body_kind == _CHUNKED
+        self._body_bytes = 0
         self._keep_alive = keep_alive = parser.should_keep_alive()
         self._events.append(RequestHead(
             method, self._target, version, self._headers, keep_alive, body_kind,
@@ -310,6 +337,13 @@ class RequestParser:
         self._events.append(EndOfMessage(self._trailers))
         if not self._keep_alive:
             self._closed = True
+        # Ready for the next message; _chunked, _keep_alive and _body_bytes are set by
+        # on_headers_complete before they are used.
+        self._target = b""
+        self._headers = []
+        self._host_count = 0
+        if self._rare:
+            self._reset_rare()
 
     def _fail(self, message: str, status: int = 400) -> NoReturn:
         self._error = RemoteProtocolError(f"bad request: {message}", status)
@@ -345,6 +379,14 @@ _FRAMING_EVENT = {
     _NONE: _FINAL_EMPTY, _LENGTH: _FINAL_LENGTH, _CHUNKED: _FINAL_CHUNKED,
     _UNTIL_CLOSE: _FINAL_CLOSE,
 }
+# The transitions the hot path takes from a state it knows, looked up once here so the
+# table stays the only place that says where they lead.
+_STARTED = _RESPONSE_TRANSITIONS[(_IDLE, _START)]
+_AFTER_FRAMING = {kind: _RESPONSE_TRANSITIONS[(_HEAD, event)]
+                  for kind, event in _FRAMING_EVENT.items()}
+_AFTER_BODY = _RESPONSE_TRANSITIONS[(_BODY_LENGTH, _BODY_END)]
+_AFTER_KEEP = _RESPONSE_TRANSITIONS[(_AFTER_BODY, _KEEP)]
+_AFTER_CLOSE = _RESPONSE_TRANSITIONS[(_AFTER_BODY, _CLOSE)]
 
 _BAD_HEADER_MODES = ("iserror", "ignore", "startbody")
 # Bytes a response head must not hold once CRLFs are folded to LF (HTAB is allowed).
@@ -358,27 +400,25 @@ _RESPONSE_SPECIAL = {
 }
 _RESPONSE_SPECIAL_LENGTHS = frozenset(len(name) for name in _RESPONSE_SPECIAL)
 _RESPONSE_SPECIAL_ITEMS = tuple(_RESPONSE_SPECIAL.items())
-_NAME = operator.itemgetter(0)  # of a ``line.split(b":", 1)`` result
+_NAME = operator.itemgetter(0)  # of a field tuple or a ``split(b":", 1)`` result
 _MAX_LENGTH_DIGITS = 18  # below 2**63: a length anything downstream can hold
 
 
-# The common response head, checked whole by one regular expression (C, no Python loop):
-# an HTTP/1.0 or 1.1 final status line, then ``token: value`` lines ended by CRLF whose
-# values hold only HTAB, SP, VCHAR and obs-text (no CR, LF, NUL or other controls), then the
-# blank line. Whatever it refuses (interim statuses, bare LF, obs-fold, a line without a
-# colon, odd versions) goes to the careful line-by-line parser, which decides or words the
-# error; the two are checked against each other by tests/protocols/test_protocols_fast_head.
-_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
-_FIELD_VCHAR = rb"[^\x00-\x08\x0a-\x1f\x7f]"
-_FAST_HEAD = re.compile(
-    rb"HTTP/1\.([01]) ([2-9][0-9][0-9])(?: (" + _FIELD_VCHAR + rb"*))?\r\n"
-    rb"(?:" + _TCHAR + rb"+:" + _FIELD_VCHAR + rb"*\r\n)*\r\n")
-_FAST_FIELD = re.compile(
-    rb"(" + _TCHAR + rb"+):[\t ]*(" + _FIELD_VCHAR + rb"*?)[\t ]*\r\n")
-# The framing fields, found in the lowercased head (their values are compared lowercase).
-_FAST_FRAMING = re.compile(
-    rb"\n(content-length|transfer-encoding|connection):[\t ]*([^\r]*?)[\t ]*\r")
-_FRAMING_KINDS = _RESPONSE_SPECIAL
+# The common response head, checked and split with a fixed number of C-level bytes
+# operations whatever the number of fields: an HTTP/1.0 or 1.1 final status line, then
+# ``token: value`` lines (exactly one ": " in each) ended by CRLF, no control bytes but those
+# CRLFs and HTAB, then the blank line. Because every line holds exactly one ": ", turning the
+# CRLFs into ": " and splitting on ": " alternates names and values. Whatever it refuses
+# (interim statuses, bare LF, obs-fold, a line without ": " or with two, odd versions) goes to
+# the careful line-by-line parser, which decides or words the error; the two are checked
+# against each other by tests/protocols/test_protocols_fast_head.
+# Every final status line start the fast path takes ("HTTP/1.1 200 " or, without a reason,
+# "HTTP/1.1 200"), mapped to (status, version): one dict lookup checks and parses it.
+_FAST_STATUS = {
+    b"HTTP/%s %d%s" % (version, status, space): (status, version)
+    for version in (b"1.0", b"1.1") for status in range(200, 1000) for space in (b" ", b"")
+}
+_HEAD_END = b"\r\n\r\n"
 
 
 def _fast_head(
@@ -386,20 +426,40 @@ def _fast_head(
 ) -> tuple[int, bytes, bytes, Headers, list[tuple[int, bytes]]] | None:
     """The common case of the response head in ``data[pos:end]`` (blank line included).
 
-    Returns (status, reason, version, headers, framing fields as (kind, lowercased value)),
-    or None when the careful parser must decide.
+    Returns (status, reason, version, headers, framing fields as (kind, value)), or None
+    when the careful parser must decide.
     """
-    m = _FAST_HEAD.fullmatch(data, pos, end)
-    if m is None:
+    if not data.startswith(_HEAD_END, end - 4):
         return None
-    headers = _FAST_FIELD.findall(data, m.end(3) if m.start(3) >= 0 else pos + 12, end)
-    if len(headers) > max_fields:
+    head = data[pos:end - 4]
+    status_line, _, block = head.partition(b"\r\n")
+    status = _FAST_STATUS.get(status_line[:13])
+    lines = block.count(b"\r\n") + 1 if block else 0
+    # The only control bytes allowed are the CRLFs that end the lines (HTAB is no control).
+    if (status is None or lines > max_fields or block.count(b": ") != lines
+            or len(head.translate(None, _HEAD_CONTROLS)) != len(head) - 2 * lines):
         return None
-    kinds = _FRAMING_KINDS
-    framing = [(kinds[name], value)
-               for name, value in _FAST_FRAMING.findall(data[pos:end].lower())]
-    return (int(m.group(2)), m.group(3) or b"", b"1.0" if m.group(1) == b"0" else b"1.1",
-            headers, framing)
+    items = block.replace(b"\r\n", b": ").split(b": ") if lines else []
+    names = items[::2]
+    if b"" in names or b"".join(names).translate(None, TOKEN_CHARS):
+        return None  # an empty name or one that is not a token
+    # bytes.strip() strips exactly SP and HTAB here: no other whitespace byte got this far.
+    values = list(map(bytes.strip, items[1::2]))
+    lowered = b"\n".join(names).lower().split(b"\n")
+    if b"transfer-encoding" in lowered or b"connection" in lowered:
+        framing = [(kind, values[index]) for index, kind in _special_indices(lowered)]
+    elif b"content-length" in lowered and lowered.count(b"content-length") == 1:
+        framing = [(_RESP_CONTENT_LENGTH, values[lowered.index(b"content-length")])]
+    else:
+        framing = [(kind, values[index]) for index, kind in _special_indices(lowered)]
+    headers = list(zip(names, values, strict=True))
+    return status[0], status_line[13:], status[1], headers, framing
+
+
+def _special_indices(lowered: list[bytes]) -> list[tuple[int, int]]:
+    """(index, kind) of every framing field among the lowercased names, in order."""
+    special = _RESPONSE_SPECIAL
+    return [(index, special[name]) for index, name in enumerate(lowered) if name in special]
 
 
 class ResponseParser:
@@ -464,7 +524,7 @@ class ResponseParser:
             self._bad_header = bad_header
         self._head_only = request_method == b"HEAD"
         self._connect = request_method == b"CONNECT"
-        self._step(_START)
+        self._state = _STARTED  # from _IDLE, checked above
 
     @property
     def idle(self) -> bool:
@@ -550,7 +610,7 @@ class ResponseParser:
         events.append(EndOfMessage(trailers))
         if self._state != _ENDED:
             self._step(_BODY_END)
-        self._step(_KEEP if self._keep_alive else _CLOSE)
+        self._state = _AFTER_KEEP if self._keep_alive else _AFTER_CLOSE  # from _ENDED
 
     def _body_length(self, data: bytes, pos: int, events: list[Event]) -> int:
         remaining = self._remaining
@@ -561,8 +621,9 @@ class ResponseParser:
             return len(data)
         events.append(Data(data if pos == 0 and avail == remaining
                            else data[pos:pos + remaining]))
+        events.append(EndOfMessage())
         self._remaining = 0
-        self._end_message(events)
+        self._state = _AFTER_KEEP if self._keep_alive else _AFTER_CLOSE  # via _AFTER_BODY
         return pos + remaining
 
     def _body_chunked(self, data: bytes, pos: int, events: list[Event]) -> int:
@@ -582,6 +643,14 @@ class ResponseParser:
     # -- the head
 
     def _head(self, data: bytes, pos: int, events: list[Event]) -> int:
+        body_start = data.find(b"\r\n\r\n", pos) + 4
+        if 4 <= body_start - pos <= self._max_field_size and not self._connect:
+            fast = _fast_head(data, pos, body_start, self._max_fields)
+            if fast is not None:
+                self._scan = 0
+                status, reason, version, headers, framing = fast
+                return self._final_head(status, reason, version, headers, framing, data,
+                                        body_start, events)
         end = len(data)
         if data[pos] in b"\r\n":
             # Tolerate blank lines before a status line (a stray CRLF after a body).
@@ -659,13 +728,6 @@ class ResponseParser:
         seen (StartBody only); returns the position to continue from, or -1 when the head is
         not complete after all.
         """
-        if (body_start >= 0 and body_start - pos <= self._max_field_size
-                and not self._connect):
-            fast = _fast_head(data, pos, body_start, self._max_fields)
-            if fast is not None:
-                status, reason, version, headers, framing = fast
-                return self._final_head(status, reason, version, headers, framing, data,
-                                        body_start, events)
         head = data[pos:head_end]
         lines = head.split(b"\r\n")
         last = lines[-1]
@@ -844,7 +906,7 @@ class ResponseParser:
         self._keep_alive = keep_alive
         events.append(ResponseHead(status, reason, version, headers, keep_alive, body_kind,
                                    content_length))
-        self._step(_FRAMING_EVENT[body_kind])
+        self._state = _AFTER_FRAMING[body_kind]  # from _HEAD
         if body_kind == _NONE:
             self._end_message(events)
         elif body_kind == _LENGTH:

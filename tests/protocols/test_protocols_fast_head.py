@@ -1,4 +1,4 @@
-"""The llhttp fast path for response heads must give exactly what the careful parser gives."""
+"""The fast path for response heads must give exactly what the careful parser gives."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 import portico.protocols.http1 as http1
 from portico.errors import RemoteProtocolError
+from portico.protocols.events import EndOfMessage
 from portico.protocols.http1 import ResponseParser
 
 TOKEN = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!#$%&'*+^`|~",
@@ -86,3 +87,36 @@ def test_fast_and_careful_paths_agree(status, version, fields, framing, connecti
 def test_edge_cases_agree(data):
     fast, slow = both(data)
     assert fast == slow
+
+
+SEPARATOR = st.sampled_from([": ", ":", ":  ", ": \t", "\t: ", " : "])
+ODD_VALUE = st.text("ab: \t,;=\x80", max_size=12)
+ODD_NAME = st.sampled_from(["X", "Content-Length", "content-length", "X-Content-Length",
+                            "Connection", "CONNECTION", "Transfer-Encoding", "Host", ""])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    status=st.sampled_from([b"200", b"204", b"099", b"199", b"999", b"2000", b"20"]),
+    reason=st.sampled_from([b" OK", b"", b" ", b"\tOK", b" a: b"]),
+    fields=st.lists(st.tuples(ODD_NAME, SEPARATOR, ODD_VALUE), max_size=6),
+)
+def test_odd_separators_and_values_agree(status, reason, fields):
+    """Colons and blanks where the split on ": " could go wrong, and odd status lines."""
+    lines = [b"HTTP/1.1 " + status + reason]
+    lines += [(n + sep + v).encode("latin-1") for n, sep, v in fields]
+    data = b"\r\n".join(lines) + b"\r\n\r\n0123456789"
+    fast, slow = both(data)
+    assert fast == slow
+
+
+def test_a_read_that_is_all_body_is_passed_through_uncopied():
+    parser = ResponseParser()
+    parser.start(b"GET")
+    head = parser.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 65536\r\n\r\n")[0]
+    assert head.content_length == 65536
+    for _ in range(4):
+        chunk = b"y" * 16384
+        events = parser.feed(chunk)
+        assert events[0].data is chunk
+    assert events[1:] == [EndOfMessage()] and parser.idle
