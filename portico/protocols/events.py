@@ -47,15 +47,17 @@ class _Event:
 
     __slots__ = ()
 
+    _fields: tuple[str, ...] = ()   # what equality and repr compare (each class says)
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+        return all(getattr(self, n) == getattr(other, n) for n in self._fields)
 
     __hash__ = None  # type: ignore[assignment]  # mutable value objects
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields)
         return f"{type(self).__name__}({fields})"
 
 
@@ -68,7 +70,7 @@ class RequestHead(_Event):
     the parser stops and the remaining bytes belong to the tunnel.
     """
 
-    __slots__ = (
+    _fields = (
         "body_kind",
         "content_length",
         "expect_continue",
@@ -79,6 +81,9 @@ class RequestHead(_Event):
         "upgrade",
         "version",
     )
+    # ``host`` is the Host field's value as found while parsing (None: not given, or not
+    # known): derived from ``headers``, so equality leaves it out.
+    __slots__ = (*_fields, "host")
 
     def __init__(
         self, method: bytes, target: bytes, version: bytes, headers: Headers,
@@ -95,6 +100,7 @@ class RequestHead(_Event):
         self.content_length = content_length
         self.expect_continue = expect_continue
         self.upgrade = upgrade
+        self.host: bytes | None = None
 
 
 class ResponseHead(_Event):
@@ -107,6 +113,7 @@ class ResponseHead(_Event):
 
     __slots__ = ("body_kind", "content_length", "headers", "keep_alive", "reason", "status",
                  "version")
+    _fields = __slots__
 
     def __init__(
         self, status: int, reason: bytes, version: bytes, headers: Headers,
@@ -126,6 +133,7 @@ class InformationalHead(_Event):
     """An interim 1xx response other than 101 (100 Continue, 102, 103 Early Hints)."""
 
     __slots__ = ("headers", "reason", "status")
+    _fields = __slots__
 
     def __init__(self, status: int, reason: bytes, headers: Headers) -> None:
         self.status = status
@@ -137,6 +145,7 @@ class Data(_Event):
     """A piece of decoded body (chunk framing removed). Never empty."""
 
     __slots__ = ("data",)
+    _fields = __slots__
 
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -146,6 +155,7 @@ class EndOfMessage(_Event):
     """The message is complete; ``trailers`` holds chunked trailer fields (often empty)."""
 
     __slots__ = ("trailers",)
+    _fields = __slots__
 
     def __init__(self, trailers: Headers | None = None) -> None:
         self.trailers = trailers if trailers is not None else []

@@ -125,7 +125,7 @@ class RequestParser:
 
     __slots__ = (
         "_body_bytes", "_chunked", "_closed", "_content_length", "_error", "_events",
-        "_expect", "_head_bytes", "_headers", "_host_count", "_in_head", "_keep_alive",
+        "_expect", "_head_bytes", "_headers", "_host", "_host_count", "_in_head", "_keep_alive",
         "_max_body", "_max_field_size", "_max_fields", "_max_head", "_max_line", "_parser",
         "_rare", "_started", "_target", "_te_count", "_trailers", "_transfer_encoding",
         "_unparsed", "_upgrade", "_upgraded",
@@ -151,6 +151,7 @@ class RequestParser:
         self._target = b""
         self._headers: Headers = []
         self._host_count = 0
+        self._host: bytes | None = None
         self._chunked = False
         self._keep_alive = True
         self._body_bytes = 0
@@ -255,6 +256,7 @@ class RequestParser:
             kind = _REQUEST_SPECIAL.get(name.lower())
             if kind == _HOST:
                 self._host_count += 1
+                self._host = value
             elif kind is not None:
                 self._rare = True
                 if kind == _CONTENT_LENGTH:
@@ -293,8 +295,9 @@ class RequestParser:
             # No framing, Expect or Upgrade field: the common bodiless request.
             self._chunked = False
             self._keep_alive = keep_alive = parser.should_keep_alive()
-            self._events.append(RequestHead(method, self._target, version, self._headers,
-                                            keep_alive))
+            head = RequestHead(method, self._target, version, self._headers, keep_alive)
+            head.host = self._host if self._host_count else None
+            self._events.append(head)
             return
         content_length: int | None = None
         body_kind = _NONE
@@ -319,12 +322,14 @@ class RequestParser:
         self._chunked = body_kind == _CHUNKED
         self._body_bytes = 0
         self._keep_alive = keep_alive = parser.should_keep_alive()
-        self._events.append(RequestHead(
+        head = RequestHead(
             method, self._target, version, self._headers, keep_alive, body_kind,
             content_length,
             expect is not None and version == b"1.1" and expect.lower() == b"100-continue",
             upgrade,
-        ))
+        )
+        head.host = self._host if self._host_count else None
+        self._events.append(head)
 
     def on_body(self, body: bytes) -> None:
         if self._chunked and self._max_body:

@@ -177,7 +177,8 @@ class Pipeline:
         self.requests += 1
         ctx = RequestContext(front, head, start_ns)
         front.ctx = ctx
-        host_header = _host_of(head)
+        host = head.host   # found by the parser; a head made elsewhere may not say
+        host_header = host.decode("latin-1") if host is not None else _host_of(head)
         vrt = self._main
         if self._vhosts:
             vrt = self._by_router[id(self._selector.select(
