@@ -127,8 +127,8 @@ class RequestParser:
         "_body_bytes", "_chunked", "_closed", "_content_length", "_error", "_events",
         "_expect", "_head_bytes", "_headers", "_host", "_host_count", "_in_head", "_keep_alive",
         "_max_body", "_max_field_size", "_max_fields", "_max_head", "_max_line", "_parser",
-        "_rare", "_started", "_target", "_te_count", "_trailers", "_transfer_encoding",
-        "_unparsed", "_upgrade", "_upgraded",
+        "_long_fields", "_rare", "_started", "_target", "_te_count", "_trailers",
+        "_transfer_encoding", "_unparsed", "_upgrade", "_upgraded",
     )
 
     def __init__(self, limits: RequestLimits | None = None) -> None:
@@ -148,6 +148,7 @@ class RequestParser:
         self._in_head = False
         self._started = False
         self._head_bytes = 0
+        self._long_fields = True
         self._target = b""
         self._headers: Headers = []
         self._host_count = 0
@@ -183,6 +184,10 @@ class RequestParser:
         events: list[Event] = []
         self._events = events
         self._started = False
+        # A field completed in this feed spans at most the head bytes seen so far plus this
+        # feed: when that is within the field limit, on_header need not measure each field.
+        self._long_fields = (len(data) + (self._head_bytes if self._in_head else 0)
+                             > self._max_field_size)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -243,15 +248,14 @@ class RequestParser:
 
     def on_header(self, name: bytes, value: bytes) -> None:
         value = value.rstrip(b" \t")  # llhttp strips only the leading OWS
-        if len(name) + len(value) + 2 > self._max_field_size:
-            self._fail("request header field too long", 431)
         if not self._in_head:
             self._on_trailer(name, value)
             return
-        headers = self._headers
-        if len(headers) >= self._max_fields:
-            self._fail("too many request header fields", 431)
-        headers.append((name, value))
+        if self._long_fields and len(name) + len(value) + 2 > self._max_field_size:
+            self._fail("request header field too long", 431)
+        # The field count is checked once, in on_headers_complete (the head's size is
+        # bounded per feed meanwhile).
+        self._headers.append((name, value))
         if len(name) in _REQUEST_SPECIAL_LENGTHS:
             kind = _REQUEST_SPECIAL.get(name.lower())
             if kind == _HOST:
@@ -270,6 +274,8 @@ class RequestParser:
                     self._upgrade = value
 
     def _on_trailer(self, name: bytes, value: bytes) -> None:
+        if len(name) + len(value) + 2 > self._max_field_size:
+            self._fail("request header field too long", 431)
         trailers = self._trailers
         if trailers is None:
             self._trailers = trailers = []
@@ -280,6 +286,8 @@ class RequestParser:
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if len(self._headers) > self._max_fields:
+            self._fail("too many request header fields", 431)
         parser = self._parser
         raw_version = parser.get_http_version()
         version = _REQUEST_VERSIONS.get(raw_version)
