@@ -69,10 +69,13 @@ def max_forwards_action(headers: Headers, method: bytes, configured: int
     """
     value = None
     for name, v in headers:
-        if name[:1] in b"mM" and name.lower() == b"max-forwards":
+        # Few names are 12 bytes long: the length test spares the others a lower().
+        if len(name) == 12 and name.lower() == b"max-forwards":
             value = v
     if value is None:
-        return None, (str(configured).encode() if configured >= 0 else None)
+        if configured < 0:
+            return None, None
+        return None, str(configured).encode()
     try:
         n = int(value)
     except ValueError:
@@ -121,12 +124,108 @@ _REQUEST_ACTIONS.update({
     b"x-forwarded-host": _R_XFH, b"x-forwarded-server": _R_XFS, b"via": _R_VIA,
     b"expect": _R_EXPECT, b"max-forwards": _R_DROP,
 })
+# What the fast path of build_request_head does with a name (anything not plain, Host,
+# dropped, Connection or Expect goes to the general path).
+_F_PASS, _F_HOST, _F_DROP, _F_CONNECTION, _F_EXPECT, _F_GENERAL = range(6)
+_FAST_REQUEST = {name: _F_DROP for name in _REQUEST_DROP}
+_FAST_REQUEST.update({
+    b"host": _F_HOST, b"connection": _F_CONNECTION, b"expect": _F_EXPECT,
+    b"max-forwards": _F_DROP, b"x-forwarded-for": _F_GENERAL, b"x-forwarded-host": _F_GENERAL,
+    b"x-forwarded-server": _F_GENERAL, b"via": _F_GENERAL,
+})
+# The spellings clients send most of names that pass unchanged, and of Host: a header
+# among them costs one set lookup and no lower(). Other spellings take the lowercased
+# lookup, with the same outcome.
+_COMMON_PASSING = (
+    b"user-agent", b"accept", b"accept-encoding", b"accept-language", b"cookie", b"referer",
+    b"authorization", b"content-type", b"cache-control", b"pragma", b"origin",
+    b"if-none-match", b"if-modified-since", b"upgrade-insecure-requests", b"dnt", b"range",
+    b"x-requested-with",
+)
+
+
+def _spellings(names: tuple[bytes, ...]) -> frozenset[bytes]:
+    return frozenset(spelling for low in names for spelling in (
+        low, low.upper(), b"-".join(w.capitalize() for w in low.split(b"-"))))
+
+
+_PASSING_SPELLINGS = _spellings(_COMMON_PASSING)
+_HOST_SPELLINGS = _spellings((b"host",))
+# Enum members are slow to fetch from their class; the hot paths compare with these.
+_VIA_OFF, _VIA_ON, _VIA_FULL, _VIA_BLOCK = ProxyVia.OFF, ProxyVia.ON, ProxyVia.FULL, ProxyVia.BLOCK
 
 
 def build_request_head(req: BackendRequest, headers: Headers,
                        settings: ProxySettings) -> bytes:
     """The HTTP/1.1 request head for the backend (§4.1-§4.6): Host first, hop-by-hop removed,
     X-Forwarded-* and Via appended, framing regenerated."""
+    # The common case in one pass: plain headers, Host, names to drop and a Connection
+    # header that lists no names of its own. A client's X-Forwarded-* or Via, or a
+    # Connection-listed name, takes the general path (it needs a second pass).
+    out = [req.method, b" ", req.target, b" HTTP/1.1\r\nHost: ", req.host, b"\r\n"]
+    client_host: bytes | None = None
+    passing = _PASSING_SPELLINGS
+    for name, value in headers:
+        if name in passing:
+            out += (name, b": ", value, b"\r\n")
+            continue
+        if name in _HOST_SPELLINGS:
+            client_host = value
+            continue
+        step = _FAST_REQUEST.get(name.lower(), _F_PASS)
+        if step == _F_PASS:
+            out += (name, b": ", value, b"\r\n")
+        elif step == _F_HOST:
+            client_host = value
+        elif step == _F_EXPECT:
+            if req.forward_expect:
+                out += (name, b": ", value, b"\r\n")
+        elif step == _F_GENERAL or (step == _F_CONNECTION and _lists_names(value)):
+            return _request_head_general(req, headers, settings)
+    if settings.add_headers:
+        if client_host is None:
+            out += (b"X-Forwarded-For: ", req.client_ip.encode())
+        else:
+            out += (b"X-Forwarded-For: ", req.client_ip.encode(), b"\r\nX-Forwarded-Host: ",
+                    client_host)
+        out.append(_xfs_lines.get(req.server_name) or _forwarded_server_line(req.server_name))
+    via_mode = settings.via
+    if via_mode is _VIA_ON or via_mode is _VIA_FULL:
+        out += (b"Via: ", _via_value(req.client_version, req.via_name, via_mode), b"\r\n")
+    if req.max_forwards is not None:
+        out += (b"Max-Forwards: ", req.max_forwards, b"\r\n")
+    if req.add_expect:
+        out.append(b"Expect: 100-continue\r\n")
+    if req.chunked:
+        out.append(b"Transfer-Encoding: chunked\r\n")
+    elif req.body_length is not None:
+        out += (b"Content-Length: ", b"%d" % req.body_length, b"\r\n")
+    out.append(b"Connection: close\r\n\r\n" if req.close else b"Connection: Keep-Alive\r\n\r\n")
+    return b"".join(out)
+
+
+_xfs_lines: dict[str, bytes] = {}
+
+
+def _forwarded_server_line(server_name: str) -> bytes:
+    """The end of the X-Forwarded-For line and the X-Forwarded-Server line, per server name."""
+    line = b"\r\nX-Forwarded-Server: " + server_name.encode() + b"\r\n"
+    if len(_xfs_lines) < 256:  # names come from the config; bound it all the same
+        _xfs_lines[server_name] = line
+    return line
+
+
+def _lists_names(value: bytes) -> bool:
+    """Whether one Connection value names headers beyond close/keep-alive/upgrade."""
+    if value.lower() in _CONNECTION_OPTIONS:
+        return False
+    return bool(_listed_names([value]))
+
+
+def _request_head_general(req: BackendRequest, headers: Headers,
+                          settings: ProxySettings) -> bytes:
+    """build_request_head for any header list (X-Forwarded-*, Via or Connection-listed
+    names among the client's headers)."""
     kept: Headers = []
     keep = kept.append
     connection: list[bytes] | None = None
@@ -155,9 +254,9 @@ def build_request_head(req: BackendRequest, headers: Headers,
         elif action == _R_XFS:
             xfs.append(item[1])
         elif action == _R_VIA:
-            if via_mode is ProxyVia.OFF:
+            if via_mode is _VIA_OFF:
                 keep(item)
-            elif via_mode is not ProxyVia.BLOCK:
+            elif via_mode is not _VIA_BLOCK:
                 via.append(item[1])
         elif action == _R_EXPECT and req.forward_expect:
             keep(item)
@@ -177,7 +276,7 @@ def build_request_head(req: BackendRequest, headers: Headers,
             out += (b"X-Forwarded-Host: ", b", ".join(xfh), b"\r\n")
         xfs.append(req.server_name.encode())
         out += (b"X-Forwarded-Server: ", b", ".join(xfs), b"\r\n")
-    if via_mode is ProxyVia.ON or via_mode is ProxyVia.FULL:
+    if via_mode is _VIA_ON or via_mode is _VIA_FULL:
         via.append(_via_value(req.client_version, req.via_name, via_mode))
         out += (b"Via: ", b", ".join(via), b"\r\n")
     if req.max_forwards is not None:
@@ -196,7 +295,7 @@ def build_request_head(req: BackendRequest, headers: Headers,
 
 def _via_value(version: bytes, name: str, mode: ProxyVia) -> bytes:
     value = version + b" " + name.encode()
-    if mode is ProxyVia.FULL:
+    if mode is _VIA_FULL:
         value += f" ({SERVER_SOFTWARE})".encode()
     return value
 
@@ -210,23 +309,40 @@ class ResponseFraming:
     NONE = 0
 
 
+_FRAMING_NONE, _FRAMING_LENGTH, _FRAMING_CHUNKED = (
+    ResponseFraming.NONE, ResponseFraming.LENGTH, ResponseFraming.CHUNKED)
+
 # What build_response_head does with a response header, by lowercased name; names not in the
-# table pass through untouched (the common case costs one dict lookup).
-_DROP, _LENGTH, _DATE, _REVERSE, _COOKIE, _VIA = range(6)
+# table pass through untouched.
+_DROP, _LENGTH, _DATE, _REVERSE, _COOKIE, _VIA, _CONNECTION = range(7)
 _RESPONSE_ACTIONS = {name: _DROP for name in _RESPONSE_DROP}
 _RESPONSE_ACTIONS.update({b"content-length": _LENGTH, b"date": _DATE, b"set-cookie": _COOKIE,
-                          b"via": _VIA})
+                          b"via": _VIA, b"connection": _CONNECTION})
 _RESPONSE_ACTIONS.update({name: _REVERSE for name in REVERSE_MAPPED_HEADERS})
-_status_lines: dict[tuple[int, bytes], bytes] = {}
+# Common spellings: of names that pass untouched (one set lookup, no lower()), and of the
+# two names nearly every response carries.
+_RESPONSE_PASSING = _spellings((
+    b"server", b"content-type", b"cache-control", b"etag", b"last-modified", b"expires",
+    b"vary", b"accept-ranges", b"content-encoding", b"content-language", b"age", b"pragma",
+    b"x-powered-by", b"access-control-allow-origin", b"strict-transport-security",
+    b"x-content-type-options", b"x-frame-options", b"link", b"content-range",
+    b"content-disposition", b"x-request-id",
+))
+_DATE_SPELLINGS = _spellings((b"date",))
+_LENGTH_SPELLINGS = _spellings((b"content-length",))
+# status → (reason, status line without CRLF) for the reason last seen with it; statuses
+# are three digits, which bounds the table.
+_status_lines: dict[int, tuple[bytes, bytes]] = {}
+
+
+_FIELD_JOIN = b": ".join  # (name, value) → b"name: value"
 
 
 def _status_line(status: int, reason: bytes) -> bytes:
-    key = (status, reason)
-    line = _status_lines.get(key)
-    if line is None:
-        line = b"HTTP/1.1 %d %s\r\n" % key
-        if len(_status_lines) < 1024:  # reasons come from backends: bound the cache
-            _status_lines[key] = line
+    """The status line without its CRLF."""
+    line = b"HTTP/1.1 %d %s" % (status, reason)
+    if len(_status_lines) < 1024:
+        _status_lines[status] = (reason, line)
     return line
 
 
@@ -241,21 +357,33 @@ def build_response_head(
     append = sent.append
     connection: list[bytes] | None = None
     has_date = False
-    via: list[bytes] = []
+    via: list[bytes] | None = None
     via_mode = settings.via
-    actions = _RESPONSE_ACTIONS
+    passing = _RESPONSE_PASSING
     for item in headers:
-        low = item[0].lower()
-        action = actions.get(low)
+        name = item[0]
+        if name in passing:
+            append(item)
+            continue
+        if name in _DATE_SPELLINGS:
+            has_date = True
+            append(item)
+            continue
+        if name in _LENGTH_SPELLINGS:
+            if framing == _FRAMING_NONE:  # a HEAD, 204 or 304 keeps the backend's
+                append(item)
+            continue
+        action = _RESPONSE_ACTIONS.get(name.lower())
         if action is None:
             append(item)
             continue
         if action == _DROP:
-            if low == b"connection":
-                connection = [*(connection or ()), item[1]]
+            continue
+        if action == _CONNECTION:
+            connection = [*(connection or ()), item[1]]
             continue
         if action == _LENGTH:
-            if framing != ResponseFraming.NONE:
+            if framing != _FRAMING_NONE:
                 continue
         elif action == _DATE:
             has_date = True
@@ -266,9 +394,9 @@ def build_response_head(
         elif action == _COOKIE:
             if mapper is not None and mapper.maps_cookies:
                 item = (item[0], mapper.cookie(item[1].decode("latin-1")).encode("latin-1"))
-        elif via_mode is not ProxyVia.OFF:  # _VIA
-            if via_mode is not ProxyVia.BLOCK:
-                via.append(item[1])
+        elif via_mode is not _VIA_OFF:  # _VIA
+            if via_mode is not _VIA_BLOCK:
+                via = [*(via or ()), item[1]]
             continue
         append(item)
     if connection is not None:
@@ -280,12 +408,12 @@ def build_response_head(
         sent.extend(extra)
     if not has_date:
         append((b"Date", http_date()))
-    if via_mode is ProxyVia.ON or via_mode is ProxyVia.FULL:
-        via.append(_via_value(client_version, via_name, via_mode))
-        append((b"Via", b", ".join(via)))
-    if framing == ResponseFraming.LENGTH:
+    if via_mode is _VIA_ON or via_mode is _VIA_FULL:
+        append((b"Via", b", ".join([*(via or ()),
+                                     _via_value(client_version, via_name, via_mode)])))
+    if framing == _FRAMING_LENGTH:
         append((b"Content-Length", b"%d" % content_length))
-    elif framing == ResponseFraming.CHUNKED:
+    elif framing == _FRAMING_CHUNKED:
         append((b"Transfer-Encoding", b"chunked"))
     if not keep_alive:
         append((b"Connection", b"close"))
@@ -293,8 +421,7 @@ def build_response_head(
         append((b"Connection", b"Keep-Alive"))
         if keepalive_header:
             append((b"Keep-Alive", keepalive_header))
-    out = [_status_line(status, reason)]
-    for name, value in sent:
-        out += (name, b": ", value, b"\r\n")
-    out.append(b"\r\n")
-    return b"".join(out), sent
+    cached = _status_lines.get(status)
+    line = (cached[1] if cached is not None and cached[0] == reason
+            else _status_line(status, reason))
+    return b"\r\n".join([line, *map(_FIELD_JOIN, sent), b"", b""]), sent

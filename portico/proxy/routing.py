@@ -23,7 +23,13 @@ from portico.config.model import (
     VirtualHost,
     WorkerSpec,
 )
-from portico.proxy.uri import BadTarget, ParsedTarget, canon_path, to_wire_str
+from portico.proxy.uri import (
+    NEEDS_ENCODING,
+    BadTarget,
+    ParsedTarget,
+    canon_path,
+    to_wire_str,
+)
 
 _SLASH_RUN = re.compile("/{2,}")
 _DOLLAR = re.compile(r"\\(.)|\$(\d)")
@@ -45,8 +51,9 @@ class Match:
 class CompiledRoute:
     """A Route with its target pre-split and its match function chosen."""
 
-    __slots__ = ("alias", "alias_ends_slash", "balancer", "base", "longer_workers", "pattern",
-                 "route", "scheme", "worker")
+    __slots__ = ("alias", "alias_ends_slash", "alias_len", "balancer", "base", "direct", "host",
+                 "longer_workers", "pattern", "port", "route", "scheme", "url_prefix", "worker",
+                 "worker_name")
 
     def __init__(self, route: Route, workers: Mapping[str, WorkerSpec]) -> None:
         self.route = route
@@ -76,6 +83,16 @@ class CompiledRoute:
                         if len(w.name) > len(name) and w.name.lower().startswith(name.lower())
                         and not w.has_placeholders),
                        key=lambda w: -len(w.name)))
+        self.alias_len = len(self.alias)
+        # A plain prefix rule to one worker (no balancer, nocanon or longer worker name that
+        # could claim the URL): Router.route builds its Match itself.
+        self.direct = (route.target is not None and self.pattern is None
+                       and not route.nocanon and self.balancer is None
+                       and self.worker is not None and not self.longer_workers)
+        self.host = self.worker.host if self.worker is not None else ""
+        self.port = self.worker.port if self.worker is not None else 0
+        self.url_prefix = f"{self.scheme}://{self.host}:{self.port}"
+        self.worker_name = route.worker or ""
 
     def match_prefix(self, path: str) -> int:
         """Characters of ``path`` consumed by the alias, or -1 (§2.1.1, on a slash-merged path)."""
@@ -144,23 +161,48 @@ class Router:
               ) -> Match | None:
         """The backend for this request, or None (not proxied: excluded or no rule)."""
         path = target.path
-        for _, compiled in reversed(locations):
-            if compiled is not None:
-                return self._apply(compiled, target, path)
+        if locations:
+            for _, compiled in reversed(locations):
+                if compiled is not None:
+                    return self._apply(compiled, target, path)
         for compiled in self._routes:
-            if compiled.pattern is None:
-                consumed = compiled.match_prefix(path)
-                if consumed < 0:
+            if compiled.pattern is not None:
+                m = compiled.pattern.search(path)
+                if m is None:
                     continue
                 if compiled.route.target is None:
                     return None
-                return self._apply_prefix(compiled, target, consumed)
-            m = compiled.pattern.search(path)
-            if m is None:
+                return self._apply_regex(compiled, target, m)
+            if not path.startswith(compiled.alias):  # match_prefix, inline
                 continue
-            if compiled.route.target is None:
-                return None
-            return self._apply_regex(compiled, target, m)
+            consumed = compiled.alias_len
+            if not compiled.alias_ends_slash and len(path) > consumed and path[consumed] != "/":
+                continue
+            if not compiled.direct:
+                if compiled.route.target is None:
+                    return None
+                return self._apply_prefix(compiled, target, consumed)
+            # _apply_prefix → _finish → _make, with what they compute per route precomputed
+            remainder = path[consumed:]
+            # canon_path's own test, after a cheaper one that settles plain names
+            if (not (remainder.isascii() and remainder.isalnum())
+                    and NEEDS_ENCODING.search(remainder)):
+                remainder = canon_path(remainder, "%2F" in path)
+            if compiled.base:
+                path = compiled.base + remainder
+            elif not remainder:
+                path = "/"
+            elif remainder[0] != "/":
+                raise BadTarget(500, f"backend URL {compiled.route.target}{remainder} "
+                                     "has no valid host")
+            else:
+                path = remainder
+            url = compiled.url_prefix + path
+            query = target.query
+            if query is not None and "?" not in path:
+                path = f"{path}?{query}"  # the query passes as the client sent it
+            return Match(compiled.route, compiled.worker_name, url, compiled.host,
+                         compiled.port, path)
         return None
 
     def _apply(self, compiled: CompiledRoute, target: ParsedTarget, path: str) -> Match | None:

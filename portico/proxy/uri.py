@@ -8,6 +8,7 @@ compiled (see ``to_wire_str``).
 from __future__ import annotations
 
 __all__ = [
+    "NEEDS_ENCODING",
     "BadTarget",
     "ParsedTarget",
     "canon_path",
@@ -23,7 +24,7 @@ from portico.config.model import EncodedSlashes
 
 # Characters a canonical path may carry raw (unreserved, sub-delims, ':', '@', '/').
 _PATH_SAFE = "/;:@&=+$,!~*'()-._"
-_NEEDS_ENCODING = re.compile(r"[^A-Za-z0-9/;:@&=+$,!~*'()\-._]")
+NEEDS_ENCODING = re.compile(r"[^A-Za-z0-9/;:@&=+$,!~*'()\-._]")  # finds what canon_path encodes
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 
 
@@ -128,7 +129,7 @@ def _remove_dot_segments(path: str) -> str:
 
 def canon_path(decoded: str, keep_encoded_slash: bool = False) -> str:
     """Re-encode a decoded path for the backend: unsafe characters become %XX (uppercase)."""
-    if not _NEEDS_ENCODING.search(decoded):
+    if not NEEDS_ENCODING.search(decoded):
         return decoded
     if keep_encoded_slash and "%2F" in decoded.upper():
         pieces = re.split("(%2[Ff])", decoded)

@@ -117,3 +117,20 @@ def test_reencoding_of_decoded_remainder() -> None:
     r = router(("/a", "http://b"))
     assert backend_path(r, b"/a/sp%20ace") == "/sp%20ace"
     assert backend_path(r, b"/a/caf%C3%A9") == "/caf%C3%A9"
+
+
+@pytest.mark.parametrize(("alias", "url", "target", "expected"), [
+    ("/", "http://b/", b"/small", ("http://b:80/small", "/small")),
+    ("/", "http://b/", b"/", ("http://b:80/", "/")),
+    ("/", "http://b/base/", b"/x%20y?q=%20", ("http://b:80/base/x%20y", "/base/x%20y?q=%20")),
+    ("/a/", "http://b", b"/a/", ("http://b:80/", "/")),
+    ("/a", "http://b", b"/a/%C3%A9?", ("http://b:80/%C3%A9", "/%C3%A9?")),
+    ("/a", "http://b/", b"/a/x.html", ("http://b:80//x.html", "//x.html")),
+])
+def test_prefix_match_url_and_path(alias: str, url: str, target: bytes,
+                                   expected: tuple[str, str]) -> None:
+    r = router((alias, url))
+    m = r.route(parse_target(target, EncodedSlashes.OFF))
+    assert m is not None
+    assert (m.url, m.path) == expected
+    assert (m.worker, m.host, m.port, m.balancer) == (url, "b", 80, None)
