@@ -38,8 +38,7 @@ from portico.proxy.pipeline import Pipeline  # noqa: E402
 from portico.schemes.http import HttpBackend  # noqa: E402
 from portico.server.front import FrontConnection  # noqa: E402
 
-REQUEST = (b"GET /small HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\n"
-           b"Accept: */*\r\n\r\n")
+REQUEST = b"GET /small HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"   # what wrk sends
 
 
 class _Sink:
@@ -74,8 +73,11 @@ class _Sink:
 
 
 def _response(body: int) -> bytes:
-    return (b"HTTP/1.1 200 OK\r\nServer: origin\r\nDate: Tue, 24 Nov 2026 04:00:00 GMT\r\n"
-            b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % body) + b"x" * body
+    """What the bench's nginx origin answers for a static file (the same header set)."""
+    return (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Tue, 24 Nov 2026 04:00:00 GMT\r\n"
+            b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n"
+            b"Last-Modified: Tue, 24 Nov 2026 03:00:00 GMT\r\nConnection: keep-alive\r\n"
+            b'ETag: "6742a1b0-64"\r\nAccept-Ranges: bytes\r\n\r\n' % body) + b"x" * body
 
 
 async def _run(requests: int, body: int, profile: bool) -> float:

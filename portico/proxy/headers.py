@@ -399,7 +399,9 @@ def build_response_head(
                 via = [*(via or ()), item[1]]
             continue
         append(item)
-    if connection is not None:
+    # A lone "keep-alive" or "close" (what backends send) lists no header names.
+    if connection is not None and (len(connection) > 1
+                                   or connection[0].lower() not in _CONNECTION_OPTIONS):
         listed = _listed_names(connection)
         if listed:
             sent = [h for h in sent if h[0].lower() not in listed]
