@@ -454,19 +454,28 @@ def _fast_head(
         return None
     items = block.replace(b"\r\n", b": ").split(b": ") if lines else []
     names = items[::2]
-    if b"" in names or b"".join(names).translate(None, TOKEN_CHARS):
-        return None  # an empty name or one that is not a token
+    # A backend sends the same names in the same order response after response: what the
+    # names alone decide (all tokens, where the framing fields are) is looked up by them.
+    # No name can hold "\n" here (the control count above), so the key is unambiguous.
+    key = b"\n".join(names)
+    shape = _HEAD_SHAPES.get(key)
+    if shape is None:
+        if b"" in names or key.translate(None, _TOKEN_OR_LF):
+            return None  # an empty name or one that is not a token
+        shape = tuple(_special_indices(key.lower().split(b"\n")))
+        if len(_HEAD_SHAPES) >= _MAX_HEAD_SHAPES:
+            _HEAD_SHAPES.clear()
+        _HEAD_SHAPES[key] = shape
     # bytes.strip() strips exactly SP and HTAB here: no other whitespace byte got this far.
     values = list(map(bytes.strip, items[1::2]))
-    lowered = b"\n".join(names).lower().split(b"\n")
-    if b"transfer-encoding" in lowered or b"connection" in lowered:
-        framing = [(kind, values[index]) for index, kind in _special_indices(lowered)]
-    elif b"content-length" in lowered and lowered.count(b"content-length") == 1:
-        framing = [(_RESP_CONTENT_LENGTH, values[lowered.index(b"content-length")])]
-    else:
-        framing = [(kind, values[index]) for index, kind in _special_indices(lowered)]
+    framing = [(kind, values[index]) for index, kind in shape]
     headers = list(zip(names, values, strict=True))
     return status[0], status_line[13:], status[1], headers, framing
+
+
+_HEAD_SHAPES: dict[bytes, tuple[tuple[int, int], ...]] = {}
+_MAX_HEAD_SHAPES = 256   # distinct name sequences remembered (backends use few)
+_TOKEN_OR_LF = TOKEN_CHARS + b"\n"
 
 
 def _special_indices(lowered: list[bytes]) -> list[tuple[int, int]]:

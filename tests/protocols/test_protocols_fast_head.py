@@ -120,3 +120,17 @@ def test_a_read_that_is_all_body_is_passed_through_uncopied():
         events = parser.feed(chunk)
         assert events[0].data is chunk
     assert events[1:] == [EndOfMessage()] and parser.idle
+
+
+def test_head_shapes_are_remembered_within_a_bound():
+    """The per-name-sequence table stays bounded, and a remembered shape still gives each
+    response its own framing values."""
+    for n in range(http1._MAX_HEAD_SHAPES + 50):
+        events = parse(b"HTTP/1.1 200 OK\r\nX-N%d: v\r\nContent-Length: %d\r\n\r\n%s"
+                       % (n, n % 7, b"x" * (n % 7)))
+        assert events[0].content_length == n % 7
+        assert len(http1._HEAD_SHAPES) <= http1._MAX_HEAD_SHAPES
+    # the same names again, other values: the shape is reused, the values are this response's
+    again = parse(b"HTTP/1.1 200 OK\r\nX-N3: w\r\nContent-Length: 2\r\n\r\nab")
+    assert again[0].headers == [(b"X-N3", b"w"), (b"Content-Length", b"2")]
+    assert again[1].data == b"ab"
