@@ -456,16 +456,19 @@ def _fast_head(
     names = items[::2]
     # A backend sends the same names in the same order response after response: what the
     # names alone decide (all tokens, where the framing fields are) is looked up by them.
-    # No name can hold "\n" here (the control count above), so the key is unambiguous.
+    # No name can hold "\n" here (the control count above), and a key with an empty name in
+    # it has "\n" at an end or twice in a row, which a remembered (valid) key never has; the
+    # one exception, no fields at all against one empty name, is kept out of the table.
     key = b"\n".join(names)
-    shape = _HEAD_SHAPES.get(key)
+    shape = _HEAD_SHAPES.get(key) if key else None
     if shape is None:
         if b"" in names or key.translate(None, _TOKEN_OR_LF):
             return None  # an empty name or one that is not a token
-        shape = tuple(_special_indices(key.lower().split(b"\n")))
-        if len(_HEAD_SHAPES) >= _MAX_HEAD_SHAPES:
-            _HEAD_SHAPES.clear()
-        _HEAD_SHAPES[key] = shape
+        shape = tuple(_special_indices(key.lower().split(b"\n"))) if key else ()
+        if key:
+            if len(_HEAD_SHAPES) >= _MAX_HEAD_SHAPES:
+                _HEAD_SHAPES.clear()
+            _HEAD_SHAPES[key] = shape
     # bytes.strip() strips exactly SP and HTAB here: no other whitespace byte got this far.
     values = list(map(bytes.strip, items[1::2]))
     framing = [(kind, values[index]) for index, kind in shape]

@@ -99,8 +99,17 @@ class HttpBackend(asyncio.Protocol):
         except RemoteProtocolError as exc:
             ex.backend_failed(UpstreamError(UpstreamErrorKind.BAD_RESPONSE, str(exc)))
             return
-        if len(events) == 1 and type(events[0]) is Data:
+        n = len(events)
+        if n == 1 and type(events[0]) is Data:
             ex.on_data(events[0].data)  # type: ignore[union-attr]  # a body read: one write
+            return
+        if (n == 3 and type(events[0]) is ResponseHead and type(events[1]) is Data
+                and type(events[2]) is EndOfMessage):
+            ex.on_whole_response(events[0], events[1].data,  # type: ignore[arg-type]
+                                 events[2].trailers)  # type: ignore[union-attr]
+            return
+        if n == 2 and type(events[0]) is ResponseHead and type(events[1]) is EndOfMessage:
+            ex.on_whole_response(events[0], b"", events[1].trailers)  # type: ignore[arg-type]
             return
         front = ex.front
         front.hold_writes()  # one write per read: head, body and chunk framing together
@@ -456,6 +465,42 @@ class HttpExchange:
 
     def on_head(self, head: ResponseHead) -> None:
         """The backend's final response head arrived."""
+        data = self._client_head(head)
+        if data is not None:
+            self.front.write(data)
+
+    def on_whole_response(self, head: ResponseHead, body: bytes,
+                          trailers: list[tuple[bytes, bytes]]) -> None:
+        """A final head, all of its body (maybe none) and its end, from one read: the
+        common small response, sent to the client in one write."""
+        data = self._client_head(head)
+        if data is None:   # ProxyErrorOverride: the error page answers instead
+            self.on_end(trailers)
+            return
+        ctx = self.ctx
+        if self._response_framing == _FRAMING_CHUNKED:
+            ctx.body_bytes += len(body)
+            pieces = [data, b"%x\r\n" % len(body), body, b"\r\n"] if body else [data]
+            pieces.append(encode_trailers(trailers) if trailers else LAST_CHUNK)
+            self.front.writelines(pieces)
+        elif not body:
+            self.front.write(data)
+        else:
+            ctx.body_bytes += len(body)
+            if len(body) <= 16384:
+                self.front.write(data + body)
+            else:
+                self.front.writelines((data, body))
+        ctx.response_trailers = trailers
+        if not self._request_done and ctx.has_body:
+            # The response ended before the client finished sending its body: the rest of
+            # the body would go nowhere, so this connection closes after the response.
+            ctx.keep_alive = False
+        self._complete()
+
+    def _client_head(self, head: ResponseHead) -> bytes | None:
+        """Account for the backend's final head and return the client's (None when
+        ProxyErrorOverride will answer instead)."""
         ctx = self.ctx
         conn = self._backend
         if self._held is not None:
@@ -481,7 +526,7 @@ class HttpExchange:
             self._override = True
             ctx.override_headers = [(n, v) for n, v in head.headers
                                     if head.status == 401 and n.lower() == b"www-authenticate"]
-            return
+            return None
         framing = _FRAMING_NONE
         kind = head.body_kind
         client_keep = ctx.keep_alive
@@ -507,8 +552,8 @@ class HttpExchange:
             keepalive_header=self.front.pipeline.keepalive_header)
         ctx.response_headers = sent
         self._head_sent = True
-        self.front.write(data)
         ctx.bytes_to_client += len(data)
+        return data
 
     def on_data(self, data: bytes) -> None:
         """A piece of the response body from the backend."""

@@ -134,3 +134,9 @@ def test_head_shapes_are_remembered_within_a_bound():
     again = parse(b"HTTP/1.1 200 OK\r\nX-N3: w\r\nContent-Length: 2\r\n\r\nab")
     assert again[0].headers == [(b"X-N3", b"w"), (b"Content-Length", b"2")]
     assert again[1].data == b"ab"
+
+
+def test_an_empty_field_name_is_refused_after_a_head_without_fields():
+    """No fields and one field with an empty name join to the same (empty) key."""
+    assert parse(b"HTTP/1.1 200 OK\r\n\r\n")[0].status == 200
+    assert parse(b"HTTP/1.1 200 OK\r\n: \r\n\r\n") == ("error", 502)
