@@ -111,9 +111,12 @@ class ResponseHead(_Event):
     framing, or a protocol switch.
     """
 
-    __slots__ = ("body_kind", "content_length", "headers", "keep_alive", "reason", "status",
-                 "version")
-    _fields = __slots__
+    _fields = ("body_kind", "content_length", "headers", "keep_alive", "reason", "status",
+               "version")
+    # ``names_key`` is the field names joined with "\n" when the parser knows them valid and
+    # unambiguous (None otherwise): an identity later stages may key their own per-shape
+    # work by. Derived from ``headers``, so equality leaves it out.
+    __slots__ = (*_fields, "names_key")
 
     def __init__(
         self, status: int, reason: bytes, version: bytes, headers: Headers,
@@ -127,6 +130,7 @@ class ResponseHead(_Event):
         self.keep_alive = keep_alive
         self.body_kind = body_kind
         self.content_length = content_length
+        self.names_key: bytes | None = None
 
 
 class InformationalHead(_Event):

@@ -473,7 +473,7 @@ def _fast_head(
     values = list(map(bytes.strip, items[1::2]))
     framing = [(kind, values[index]) for index, kind in shape]
     headers = list(zip(names, values, strict=True))
-    return status[0], status_line[13:], status[1], headers, framing
+    return status[0], status_line[13:], status[1], headers, framing, key
 
 
 _HEAD_SHAPES: dict[bytes, tuple[tuple[int, int], ...]] = {}
@@ -673,9 +673,9 @@ class ResponseParser:
             fast = _fast_head(data, pos, body_start, self._max_fields)
             if fast is not None:
                 self._scan = 0
-                status, reason, version, headers, framing = fast
+                status, reason, version, headers, framing, key = fast
                 return self._final_head(status, reason, version, headers, framing, data,
-                                        body_start, events)
+                                        body_start, events, key)
         end = len(data)
         if data[pos] in b"\r\n":
             # Tolerate blank lines before a status line (a stray CRLF after a body).
@@ -878,6 +878,7 @@ class ResponseParser:
     def _final_head(
         self, status: int, reason: bytes, version: bytes, headers: Headers,
         framing: list[tuple[int, bytes]], data: bytes, body_start: int, events: list[Event],
+        names_key: bytes | None = None,
     ) -> int:
         lengths: list[bytes] = []
         codings: list[bytes] = []
@@ -917,6 +918,7 @@ class ResponseParser:
             if lengths:
                 # TE overrides CL; the message was ambiguous, so the connection is not reused.
                 headers[:] = [h for h in headers if h[0].lower() != b"content-length"]
+                names_key = None   # the fields no longer are the ones the key names
                 keep_alive = False
         elif lengths:
             only = lengths[0]
@@ -929,8 +931,10 @@ class ResponseParser:
             body_kind = _UNTIL_CLOSE
             keep_alive = False
         self._keep_alive = keep_alive
-        events.append(ResponseHead(status, reason, version, headers, keep_alive, body_kind,
-                                   content_length))
+        head = ResponseHead(status, reason, version, headers, keep_alive, body_kind,
+                            content_length)
+        head.names_key = names_key
+        events.append(head)
         self._state = _AFTER_FRAMING[body_kind]  # from _HEAD
         if body_kind == _NONE:
             self._end_message(events)

@@ -346,19 +346,109 @@ def _status_line(status: int, reason: bytes) -> bytes:
     return line
 
 
+class _ResponseShape:
+    """What build_response_head does with the fields of one sequence of names, whatever
+    their values: which indices it drops (with and without the Content-Length it
+    regenerates), where the Connection fields are, whether there is a Date, and whether a
+    field's fate depends on the request's settings (reverse mapping, Via)."""
+
+    __slots__ = ("connection", "drop", "drop_with_length", "has_date", "mapped", "via")
+
+    def __init__(self, headers: Headers) -> None:
+        drop: list[int] = []
+        lengths: list[int] = []
+        self.connection: tuple[int, ...] = ()
+        self.has_date = self.mapped = self.via = False
+        for index, (name, _) in enumerate(headers):
+            action = _RESPONSE_ACTIONS.get(name.lower())
+            if action == _DROP:
+                drop.append(index)
+            elif action == _CONNECTION:
+                drop.append(index)
+                self.connection += (index,)
+            elif action == _LENGTH:
+                lengths.append(index)
+            elif action == _DATE:
+                self.has_date = True
+            elif action in (_REVERSE, _COOKIE):
+                self.mapped = True
+            elif action == _VIA:
+                self.via = True
+        # deleted from the highest index down, so earlier indices stay valid
+        self.drop = tuple(sorted(drop, reverse=True))
+        self.drop_with_length = tuple(sorted(drop + lengths, reverse=True))
+
+
+# Backends send few distinct sequences of names; bounded all the same.
+_RESPONSE_SHAPES: dict[bytes, _ResponseShape] = {}
+_MAX_RESPONSE_SHAPES = 256
+
+
 def build_response_head(
     status: int, reason: bytes, headers: Headers, *, framing: int,
     content_length: int | None, keep_alive: bool, client_version: bytes,
     settings: ProxySettings, via_name: str, mapper: ReverseMapper | None, base_url: str,
     keepalive_header: bytes | None = None, extra: Sequence[tuple[bytes, bytes]] = (),
+    names_key: bytes | None = None,
 ) -> tuple[bytes, Headers]:
-    """The client response head and the header list as sent (for the access log)."""
+    """The client response head and the header list as sent (for the access log).
+
+    ``names_key`` (from the response parser: the field names joined with "\n") lets the
+    per-field decisions be looked up once per sequence of names instead of made per field.
+    """
+    via_mode = settings.via
+    via: list[bytes] | None = None
+    sent: Headers | None = None
+    if names_key is not None:
+        shape = _RESPONSE_SHAPES.get(names_key)
+        if shape is None:
+            if len(_RESPONSE_SHAPES) >= _MAX_RESPONSE_SHAPES:
+                _RESPONSE_SHAPES.clear()
+            shape = _RESPONSE_SHAPES[names_key] = _ResponseShape(headers)
+        if ((mapper is None or not shape.mapped) and (via_mode is _VIA_OFF or not shape.via)
+                and all(headers[i][1].lower() in _CONNECTION_OPTIONS
+                        for i in shape.connection)):
+            sent = headers.copy()
+            for index in (shape.drop_with_length if framing != _FRAMING_NONE
+                          else shape.drop):
+                del sent[index]
+            has_date = shape.has_date
+    if sent is None:
+        sent, has_date, via = _response_fields(headers, framing, mapper, base_url, via_mode)
+    append = sent.append
+    if extra:
+        sent.extend(extra)
+    if not has_date:
+        append((b"Date", http_date()))
+    if via_mode is _VIA_ON or via_mode is _VIA_FULL:
+        append((b"Via", b", ".join([*(via or ()),
+                                     _via_value(client_version, via_name, via_mode)])))
+    if framing == _FRAMING_LENGTH:
+        append((b"Content-Length", b"%d" % content_length))
+    elif framing == _FRAMING_CHUNKED:
+        append((b"Transfer-Encoding", b"chunked"))
+    if not keep_alive:
+        append((b"Connection", b"close"))
+    elif client_version == b"1.0":
+        append((b"Connection", b"Keep-Alive"))
+        if keepalive_header:
+            append((b"Keep-Alive", keepalive_header))
+    cached = _status_lines.get(status)
+    line = (cached[1] if cached is not None and cached[0] == reason
+            else _status_line(status, reason))
+    return b"\r\n".join([line, *map(_FIELD_JOIN, sent), b"", b""]), sent
+
+
+def _response_fields(headers: Headers, framing: int, mapper: ReverseMapper | None,
+                     base_url: str, via_mode: ProxyVia,
+                     ) -> tuple[Headers, bool, list[bytes] | None]:
+    """Field by field: the fields sent on, whether one is a Date, and the Via values to
+    extend (when Via is On or Full)."""
     sent: Headers = []
     append = sent.append
     connection: list[bytes] | None = None
     has_date = False
     via: list[bytes] | None = None
-    via_mode = settings.via
     passing = _RESPONSE_PASSING
     for item in headers:
         name = item[0]
@@ -405,25 +495,4 @@ def build_response_head(
         listed = _listed_names(connection)
         if listed:
             sent = [h for h in sent if h[0].lower() not in listed]
-            append = sent.append
-    if extra:
-        sent.extend(extra)
-    if not has_date:
-        append((b"Date", http_date()))
-    if via_mode is _VIA_ON or via_mode is _VIA_FULL:
-        append((b"Via", b", ".join([*(via or ()),
-                                     _via_value(client_version, via_name, via_mode)])))
-    if framing == _FRAMING_LENGTH:
-        append((b"Content-Length", b"%d" % content_length))
-    elif framing == _FRAMING_CHUNKED:
-        append((b"Transfer-Encoding", b"chunked"))
-    if not keep_alive:
-        append((b"Connection", b"close"))
-    elif client_version == b"1.0":
-        append((b"Connection", b"Keep-Alive"))
-        if keepalive_header:
-            append((b"Keep-Alive", keepalive_header))
-    cached = _status_lines.get(status)
-    line = (cached[1] if cached is not None and cached[0] == reason
-            else _status_line(status, reason))
-    return b"\r\n".join([line, *map(_FIELD_JOIN, sent), b"", b""]), sent
+    return sent, has_date, via

@@ -549,7 +549,7 @@ class HttpExchange:
             content_length=head.content_length, keep_alive=client_keep,
             client_version=ctx.client_version, settings=settings, via_name=ctx.via_name,
             mapper=ctx.mapper, base_url=ctx.base_url,
-            keepalive_header=self.front.pipeline.keepalive_header)
+            keepalive_header=self.front.pipeline.keepalive_header, names_key=head.names_key)
         ctx.response_headers = sent
         self._head_sent = True
         ctx.bytes_to_client += len(data)

@@ -134,3 +134,43 @@ def test_status_line_follows_the_reason_of_each_response() -> None:
 ])
 def test_max_forwards(headers, method: bytes, configured: int, expected) -> None:
     assert max_forwards_action(headers, method, configured) == expected
+
+
+# Response fields the policy acts on (and plain ones), in several spellings.
+RESPONSE_NAMES = [b"Server", b"Date", b"DATE", b"Content-Length", b"content-length",
+                  b"Connection", b"CONNECTION", b"Keep-Alive", b"Transfer-Encoding", b"TE",
+                  b"Via", b"Location", b"Set-Cookie", b"ETag", b"X-Hop", b"Proxy-Authenticate"]
+RESPONSE_VALUES = {b"connection": [b"keep-alive", b"Close", b"x-hop", b"keep-alive, etag"],
+                   b"location": [b"http://backend.test/x", b"/y"],
+                   b"set-cookie": [b"s=1; Path=/app; Domain=backend.test"]}
+
+
+def _response_lists():
+    for a, b in itertools.product(RESPONSE_NAMES, repeat=2):
+        for va in RESPONSE_VALUES.get(a.lower(), [b"1"]):
+            for vb in RESPONSE_VALUES.get(b.lower(), [b"2"])[:2]:
+                yield [(a, va), (b"Accept-Ranges", b"bytes"), (b, vb)]
+
+
+@pytest.mark.parametrize("via", list(ProxyVia))
+@pytest.mark.parametrize("mapped", [False, True])
+@pytest.mark.parametrize("framing", [ResponseFraming.NONE, ResponseFraming.LENGTH,
+                                     ResponseFraming.CHUNKED])
+def test_response_shapes_give_what_the_field_by_field_path_gives(via, mapped, framing) -> None:
+    """With the parser's names key the per-field decisions come from a remembered shape;
+    the bytes and the sent list must be exactly those of the field-by-field path (asked
+    twice, so the second answer comes from the table)."""
+    from portico.config.model import ReverseRule, Source
+    from portico.proxy.reverse import ReverseMapper
+
+    src = Source("t", 1)
+    mapper = (ReverseMapper([ReverseRule("/pub/", "http://backend.test/", src)],
+                            [ReverseRule("front.test", "backend.test", src)],
+                            [ReverseRule("/pub", "/app", src)]) if mapped else None)
+    kw = dict(framing=framing, settings=ProxySettings(via=via), mapper=mapper,
+              base_url="http://front.test")
+    for headers in _response_lists():
+        key = b"\n".join(name for name, _ in headers)
+        expected = respond(list(headers), **kw)
+        assert respond(list(headers), names_key=key, **kw) == expected, headers
+        assert respond(list(headers), names_key=key, **kw) == expected, headers
