@@ -487,6 +487,17 @@ def _special_indices(lowered: list[bytes]) -> list[tuple[int, int]]:
     return [(index, special[name]) for index, name in enumerate(lowered) if name in special]
 
 
+def _view(data: bytes, start: int, stop: int) -> bytes:
+    """``data[start:stop]``; a large part is a memoryview (no copy; transports and the
+    event consumers take any bytes-like object), a small one a bytes copy (cheaper)."""
+    if stop - start >= _VIEW_FROM:
+        return memoryview(data)[start:stop]  # type: ignore[return-value]
+    return data[start:stop]
+
+
+_VIEW_FROM = 4096
+
+
 class ResponseParser:
     """Parses the responses of one backend connection into events.
 
@@ -641,11 +652,11 @@ class ResponseParser:
         remaining = self._remaining
         avail = len(data) - pos
         if avail < remaining:
-            events.append(Data(data if pos == 0 else data[pos:]))
+            events.append(Data(data if pos == 0 else _view(data, pos, len(data))))
             self._remaining = remaining - avail
             return len(data)
         events.append(Data(data if pos == 0 and avail == remaining
-                           else data[pos:pos + remaining]))
+                           else _view(data, pos, pos + remaining)))
         events.append(EndOfMessage())
         self._remaining = 0
         self._state = _AFTER_KEEP if self._keep_alive else _AFTER_CLOSE  # via _AFTER_BODY
