@@ -192,16 +192,7 @@ def build_request_head(req: BackendRequest, headers: Headers,
     via_mode = settings.via
     if via_mode is _VIA_ON or via_mode is _VIA_FULL:
         out += (b"Via: ", _via_value(req.client_version, req.via_name, via_mode), b"\r\n")
-    if req.max_forwards is not None:
-        out += (b"Max-Forwards: ", req.max_forwards, b"\r\n")
-    if req.add_expect:
-        out.append(b"Expect: 100-continue\r\n")
-    if req.chunked:
-        out.append(b"Transfer-Encoding: chunked\r\n")
-    elif req.body_length is not None:
-        out += (b"Content-Length: ", b"%d" % req.body_length, b"\r\n")
-    out.append(b"Connection: close\r\n\r\n" if req.close else b"Connection: Keep-Alive\r\n\r\n")
-    return b"".join(out)
+    return _finish_request_head(out, req)
 
 
 _xfs_lines: dict[str, bytes] = {}
@@ -279,6 +270,11 @@ def _request_head_general(req: BackendRequest, headers: Headers,
     if via_mode is _VIA_ON or via_mode is _VIA_FULL:
         via.append(_via_value(req.client_version, req.via_name, via_mode))
         out += (b"Via: ", b", ".join(via), b"\r\n")
+    return _finish_request_head(out, req)
+
+
+def _finish_request_head(out: list[bytes], req: BackendRequest) -> bytes:
+    """Max-Forwards, Expect, the framing and Connection, then the head as one bytes."""
     if req.max_forwards is not None:
         out += (b"Max-Forwards: ", req.max_forwards, b"\r\n")
     if req.add_expect:
