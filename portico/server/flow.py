@@ -42,21 +42,6 @@ class Flow:
         if self.paused and on_pause is not None:
             on_pause()
 
-    def attach(self, on_pause: Callable[[], None], on_resume: Callable[[], None]) -> None:
-        """``link`` for the per-request hot path: two stores unless this side is paused."""
-        if self.paused or self._on_resume is not None:
-            self.link(on_pause, on_resume)
-            return
-        self._on_pause = on_pause
-        self._on_resume = on_resume
-
-    def detach(self) -> None:
-        """``link(None, None)``: release the partner (resumed if we had paused it)."""
-        if self.paused and self._on_resume is not None:
-            self._on_resume()
-        self._on_pause = None
-        self._on_resume = None
-
     def pause(self) -> None:
         """Called from Protocol.pause_writing (the transport's buffer is above high water)."""
         if self.paused:
