@@ -528,7 +528,9 @@ class ResponseParser:
         self._bad_header = mode
         self._max_field_size = max_field_size or 8192  # httpd: 0 means the default
         self._max_fields = max_fields
-        self._decoder = ChunkedDecoder(self._max_field_size, self._max_field_size, max_fields)
+        # Made with the first chunked response: most backend connections never see one, and
+        # a smaller connection keeps more of the others in the CPU's caches.
+        self._decoder: ChunkedDecoder | None = None
         self._state = _IDLE
         self._buf = b""  # unparsed bytes: a partial chunk line, or bytes after a response
         self._pending: bytearray | None = None  # an unfinished head being accumulated
@@ -664,6 +666,7 @@ class ResponseParser:
 
     def _body_chunked(self, data: bytes, pos: int, events: list[Event]) -> int:
         decoder = self._decoder
+        assert decoder is not None  # made by _final_head before this state
         try:
             pos = decoder.feed(data, pos, events)
         except RemoteProtocolError as exc:
@@ -952,6 +955,9 @@ class ResponseParser:
         elif body_kind == _LENGTH:
             self._remaining = content_length  # type: ignore[assignment]
         elif body_kind == _CHUNKED:
+            if self._decoder is None:
+                self._decoder = ChunkedDecoder(self._max_field_size, self._max_field_size,
+                                               self._max_fields)
             self._decoder.reset()
         return body_start
 
