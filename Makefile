@@ -3,9 +3,9 @@
 # built with PGO and LTO and links libpython statically) runs portico's request path about 20%
 # faster than a plain source build such as pyenv's default. Prefer one when it is new enough
 # and can make a venv; `make PYTHON=...` overrides.
-PYTHON ?= $(shell for p in /usr/bin/python3.13 /usr/bin/python3.12 /usr/bin/python3.11 python3; do \
-	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys, venv, ensurepip; \
-	sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then echo $$p; break; fi; done)
+PYTHON ?= $(or $(shell for p in /usr/bin/python3.13 /usr/bin/python3.12 /usr/bin/python3.11 \
+	python3; do if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys, venv, ensurepip; \
+	sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then echo $$p; break; fi; done),python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
