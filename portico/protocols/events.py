@@ -81,8 +81,9 @@ class RequestHead(_Event):
         "upgrade",
         "version",
     )
-    # ``host`` is the Host field's value as found while parsing (None: not given, or not
-    # known): derived from ``headers``, so equality leaves it out.
+    # ``host`` is the Host field's value (None: none was sent). The parser sets it while it
+    # reads the fields, so later stages need not scan ``headers`` for it; a producer of
+    # heads must do the same. Derived from ``headers``, so equality leaves it out.
     __slots__ = (*_fields, "host")
 
     def __init__(

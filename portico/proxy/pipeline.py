@@ -177,8 +177,8 @@ class Pipeline:
         self.requests += 1
         ctx = RequestContext(front, head, start_ns)
         front.ctx = ctx
-        host = head.host   # found by the parser; a head made elsewhere may not say
-        host_header = host.decode("latin-1") if host is not None else _host_of(head)
+        host = head.host   # the Host field's value, found by the parser
+        host_header = host.decode("latin-1") if host is not None else None
         vrt = self._main
         if self._vhosts:
             vrt = self._by_router[id(self._selector.select(
@@ -558,13 +558,6 @@ def _header(head: RequestHead, name: bytes) -> str | None:
     if not values:
         return None
     return "; ".join(v.decode("latin-1") for v in values)
-
-
-def _host_of(head: RequestHead) -> str | None:
-    for name, value in head.headers:
-        if len(name) == 4 and name.lower() == b"host":
-            return value.decode("latin-1")
-    return None
 
 
 def _host_name(host: str | None) -> str | None:

@@ -29,7 +29,7 @@ from portico.protocols.events import (
     InformationalHead,
     ResponseHead,
 )
-from portico.protocols.http1 import LAST_CHUNK, ResponseParser, encode_trailers
+from portico.protocols.http1 import LAST_CHUNK, ResponseParser, chunk_frames, encode_trailers
 from portico.proxy.headers import ResponseFraming, build_response_head
 from portico.server.flow import Flow
 from portico.upstream.pool import PoolExhausted
@@ -392,7 +392,7 @@ class HttpExchange:
             else:
                 self._body_kept = None
                 self._replayable = False
-        pieces = ((b"%x\r\n" % len(data)), data, b"\r\n") if self._chunked_out else (data,)
+        pieces = chunk_frames(data) if self._chunked_out else (data,)
         conn = self._backend
         if self._held is not None:
             self._held.extend(pieces)
@@ -480,9 +480,8 @@ class HttpExchange:
         ctx = self.ctx
         if self._response_framing == _FRAMING_CHUNKED:
             ctx.body_bytes += len(body)
-            pieces = [data, b"%x\r\n" % len(body), body, b"\r\n"] if body else [data]
-            pieces.append(encode_trailers(trailers) if trailers else LAST_CHUNK)
-            self.front.writelines(pieces)
+            self.front.writelines((data, *chunk_frames(body),
+                                   encode_trailers(trailers) if trailers else LAST_CHUNK))
         elif not body:
             self.front.write(data)
         else:
@@ -562,7 +561,7 @@ class HttpExchange:
         ctx = self.ctx
         ctx.body_bytes += len(data)
         if self._response_framing == _FRAMING_CHUNKED:
-            self.front.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+            self.front.writelines(chunk_frames(data))
         else:
             self.front.write(data)
 
@@ -596,15 +595,7 @@ class HttpExchange:
             self._account_end(error=False)
             self.front.response_done(ctx)
             return
-        # _let_go(conn), inline: this runs once per request
-        self._backend = None
-        if self._source_paused:
-            self._source_paused = False
-            if conn.transport is not None and not conn.closed:
-                conn.transport.resume_reading()
-        conn.exchange = None
-        if conn._client_paused is not None:
-            conn._resume_client()
+        self._let_go(conn)
         ctx.bytes_from_backend += conn.bytes_read
         self._pool.release(conn, self._request_done and ctx.response_keep_alive
                            and not ctx.close_backend)  # the pool checks is_reusable itself
@@ -659,7 +650,7 @@ class HttpExchange:
             body = self._body_kept
             if self._chunked_out:
                 for piece in body:
-                    self._pending += (b"%x\r\n" % len(piece), piece, b"\r\n")
+                    self._pending += chunk_frames(piece)
                 if self._request_done:
                     self._pending.append(LAST_CHUNK)
             else:

@@ -7,7 +7,7 @@ port) and handed to ``loop.create_server(sock=...)``. Accepted sockets get TCP_N
 
 from __future__ import annotations
 
-__all__ = ["ListenAddress", "open_listener", "resolve_listens"]
+__all__ = ["ListenAddress", "bind_socket", "open_listener", "resolve_listens"]
 
 import socket
 from dataclasses import dataclass
@@ -53,20 +53,30 @@ def _ipv6_works() -> bool:
         return False
 
 
-def open_listener(addr: ListenAddress, backlog: int = 511) -> socket.socket:
-    """A bound, listening, non-blocking socket; failures are ConfigError-like messages."""
+def bind_socket(addr: ListenAddress) -> socket.socket:
+    """A bound, non-blocking SO_REUSEPORT socket, not listening yet. Raises ConfigError."""
     sock = socket.socket(addr.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if hasattr(socket, "SO_REUSEPORT"):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if addr.family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((addr.host, addr.port))
-        sock.listen(backlog)
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
         raise ConfigError(f"could not bind to address {addr}: {exc.strerror or exc}",
+                          directive="Listen") from None
+    return sock
+
+
+def open_listener(addr: ListenAddress, backlog: int = 511) -> socket.socket:
+    """``bind_socket`` and listening. Raises ConfigError."""
+    sock = bind_socket(addr)
+    try:
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"could not listen on address {addr}: {exc.strerror or exc}",
                           directive="Listen") from None
     return sock

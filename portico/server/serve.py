@@ -11,9 +11,7 @@ from __future__ import annotations
 __all__ = ["ProxyServer"]
 
 import asyncio
-import contextlib
 import logging
-import os
 import signal
 import socket
 from collections.abc import Callable, Sequence
@@ -26,6 +24,7 @@ from portico.proxy.pipeline import Pipeline
 from portico.server.accesslog import build_access_logs
 from portico.server.front import FrontConnection
 from portico.server.listener import ListenAddress, open_listener, resolve_listens
+from portico.server.pidfile import PidFile
 from portico.state.scoreboard import ProcState, Scoreboard
 from portico.upstream.shared import scoreboard_for
 
@@ -52,6 +51,7 @@ class ProxyServer:
         self._listen = listen
         self.ready = asyncio.Event()  # set once every Listen address accepts connections
         self._retiring = False
+        self.pid_file = PidFile()   # written only when standalone (-X): else the master's
         self.config: ServerConfig | None = None
         self.pipeline: Pipeline | None = None
         self._servers: dict[ListenAddress, asyncio.AbstractServer] = {}
@@ -94,7 +94,7 @@ class ProxyServer:
         self.ready.set()
         self._set_state(ProcState.SERVING)
         if self.standalone:
-            self._write_pid(self.config)
+            self.pid_file.write(self.config)
             for signum, handler in ((signal.SIGTERM, self.stop), (signal.SIGINT, self.stop),
                                     (signal.SIGHUP, self.reload),
                                     (signal.SIGUSR1, self.reload)):
@@ -117,7 +117,7 @@ class ProxyServer:
                 self.pipeline.close()
             if self._access_logs is not None:
                 self._access_logs.close()
-            self._remove_pid()
+            self.pid_file.remove()
 
     def stop(self) -> None:
         """Stop accepting and drain (a second call while draining exits at once)."""
@@ -182,7 +182,7 @@ class ProxyServer:
             log.error("reload: %s", exc)
         if old_pipeline is not None:
             self._old_pipelines.append((old_pipeline, old_logs))
-        self._write_pid(config)
+        self.pid_file.write(config)
         log.info("reloaded configuration from %s", config.source_file)
         self._retire_old_pipelines()
 
@@ -272,23 +272,6 @@ class ProxyServer:
         setup_error_log(config.error_log, config.log_level, config.module_log_levels,
                         config.server_root)
 
-    def _write_pid(self, config: ServerConfig) -> None:
-        if not config.pid_file:
-            return
-        path = _resolve(config.pid_file, config.server_root)
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{os.getpid()}\n")
-        os.replace(tmp, path)
-        self._pid_path = path
-
-    def _remove_pid(self) -> None:
-        path = getattr(self, "_pid_path", None)
-        if path:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-
-
 class _TrackedConnection(FrontConnection):
     """A FrontConnection that registers itself with its server, for draining."""
 
@@ -302,7 +285,3 @@ class _TrackedConnection(FrontConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self.owner._connections.discard(self)
-
-
-def _resolve(path: str, root: str) -> str:
-    return path if os.path.isabs(path) else os.path.join(root, path)

@@ -64,7 +64,8 @@ from portico.errors import ConfigError
 from portico.health.checker import CheckerThread
 from portico.logs.errorlog import NOTICE, setup_error_log
 from portico.server.accesslog import build_access_logs
-from portico.server.listener import ListenAddress, resolve_listens
+from portico.server.listener import ListenAddress, bind_socket, resolve_listens
+from portico.server.pidfile import PidFile
 from portico.server.serve import ProxyServer
 from portico.state.scoreboard import Scoreboard
 from portico.upstream.shared import scoreboard_for
@@ -121,27 +122,6 @@ def describe_status(status: int) -> str:
 
 # -- the master's listening sockets ---------------------------------------------------------
 
-def bind_listener(addr: ListenAddress) -> socket.socket:
-    """A bound, non-blocking SO_REUSEPORT socket that is *not* listening yet.
-
-    The worker that gets it calls listen() (uvloop's create_server does), so a slot joins the
-    port's reuseport group only once a process accepts on it. Raises ConfigError.
-    """
-    sock = socket.socket(addr.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if addr.family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind((addr.host, addr.port))
-        sock.setblocking(False)
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"could not bind to address {addr}: {exc.strerror or exc}",
-                          directive="Listen") from None
-    return sock
-
-
 SocketMap = dict[ListenAddress, list[socket.socket]]
 
 
@@ -157,12 +137,17 @@ class ListenerSet:
         self.current: SocketMap = {}
 
     def prepare(self, addrs: Sequence[ListenAddress], slots: int) -> SocketMap:
-        """One socket per slot for each of ``addrs``; on a bind error closes what it bound."""
+        """One socket per slot for each of ``addrs``; on a bind error closes what it bound.
+
+        New sockets are bound but not listening: the worker that gets one calls listen()
+        (uvloop's create_server does), so a slot joins the port's reuseport group only once
+        a process accepts on it.
+        """
         out: SocketMap = {}
         try:
             for addr in addrs:
                 have = self.current.get(addr, [])
-                out[addr] = [have[i] if i < len(have) else bind_listener(addr)
+                out[addr] = [have[i] if i < len(have) else bind_socket(addr)
                              for i in range(slots)]
         except ConfigError:
             self.discard(out)
@@ -273,7 +258,7 @@ class Master:
         self._stopping = 0           # 0 serving, 1 draining, 2 killing
         self._reload_queued = False
         self._exit_code = 0
-        self._pid_path: str | None = None
+        self.pid_file = PidFile()
         self._health = CheckerThread()   # the server's one health checker (rule 10)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -291,7 +276,7 @@ class Master:
         self._selector.register(self._wake[0], selectors.EVENT_READ)
         previous = self._install_signals()
         try:
-            self._write_pid(config)
+            self.pid_file.write(config)
             self._start_generation(config, sockets)
             while self._stopping == 0 or self.procs:
                 self._step()
@@ -327,9 +312,7 @@ class Master:
             os.close(fd)
         if self._selector is not None:
             self._selector.close()
-        if self._pid_path:
-            with contextlib.suppress(OSError):
-                os.unlink(self._pid_path)
+        self.pid_file.remove()
 
     # -- signals ------------------------------------------------------------------------------
     def _install_signals(self) -> dict[int, object]:
@@ -457,7 +440,7 @@ class Master:
                 self._retire(proc, gen.config)
             try:
                 self._apply_logging(gen.config)
-                self._write_pid(gen.config)
+                self.pid_file.write(gen.config)
             except (OSError, ValueError) as exc:
                 # The workers could open theirs; the master keeps its previous ones.
                 log.error("reload: the master keeps its previous error log or PidFile: %s", exc)
@@ -641,20 +624,6 @@ class Master:
     def _apply_logging(self, config: ServerConfig) -> None:
         setup_error_log(config.error_log, config.log_level, config.module_log_levels,
                         config.server_root)
-
-    def _write_pid(self, config: ServerConfig) -> None:
-        if not config.pid_file:
-            return
-        path = config.pid_file if os.path.isabs(config.pid_file) else os.path.join(
-            config.server_root, config.pid_file)
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{os.getpid()}\n")
-        os.replace(tmp, path)
-        if self._pid_path and self._pid_path != path:
-            with contextlib.suppress(OSError):
-                os.unlink(self._pid_path)
-        self._pid_path = path
 
 
 def _signal(pid: int, signum: int) -> None:

@@ -271,3 +271,21 @@ def _running(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+@pytest.mark.parametrize("mode", [("-X",), ("-w", "2")], ids=["single", "master"])
+def test_a_reload_that_names_another_pid_file_moves_it(tmp_path: Path, origin: Origin, mode):
+    p = start(tmp_path, origin, *mode)
+    first, moved = tmp_path / "portico.pid", tmp_path / "moved.pid"
+    with p:
+        wait_until(lambda: first.exists() and first.read_text().strip() == str(p.pid), 10,
+                   "the first pid file")
+        Portico.write_config(TEMPLATE, p.workdir, port=p.port, o=origin.url, gen=2,
+                             pid_file=moved)
+        os.kill(p.pid, signal.SIGHUP)
+        wait_until(lambda: get_marker(p.port) == "gen2", 10, "gen2 to answer")
+        wait_until(lambda: moved.exists() and moved.read_text().strip() == str(p.pid), 10,
+                   "the moved pid file")
+        assert not first.exists()
+    assert p.proc is not None and p.proc.wait(10) == 0
+    assert not moved.exists()
