@@ -490,12 +490,7 @@ class HttpExchange:
                 self.front.write(data + body)
             else:
                 self.front.writelines((data, body))
-        ctx.response_trailers = trailers
-        if not self._request_done and ctx.has_body:
-            # The response ended before the client finished sending its body: the rest of
-            # the body would go nowhere, so this connection closes after the response.
-            ctx.keep_alive = False
-        self._complete()
+        self._complete(trailers)
 
     def _client_head(self, head: ResponseHead) -> bytes | None:
         """Account for the backend's final head and return the client's (None when
@@ -574,27 +569,23 @@ class HttpExchange:
             self._account_end(error=False)
             self.front.local_error(ctx, ctx.status, override=True)
             return
-        if self._response_framing == ResponseFraming.CHUNKED:
+        if self._response_framing == _FRAMING_CHUNKED:
             self.front.write(encode_trailers(trailers) if trailers else LAST_CHUNK)
+        self._complete(trailers)
+
+    def _complete(self, trailers: list[tuple[bytes, bytes]]) -> None:
+        """The whole response went to the client: account, release, next request."""
+        if self._finished:
+            return
+        ctx = self.ctx
         ctx.response_trailers = trailers
-        if self._request_done or not ctx.has_body:
-            self._complete()
-        else:
+        if not self._request_done and ctx.has_body:
             # The response ended before the client finished sending its body: the rest of
             # the body would go nowhere, so this connection closes after the response.
             ctx.keep_alive = False
-            self._complete()
-
-    def _complete(self) -> None:
-        if self._finished:
-            return
         self._finished = True
-        ctx = self.ctx
         conn = self._backend
-        if conn is None:   # not reached from a backend read; kept for safety
-            self._account_end(error=False)
-            self.front.response_done(ctx)
-            return
+        assert conn is not None  # only a backend's read or EOF ends a response
         self._let_go(conn)
         ctx.bytes_from_backend += conn.bytes_read
         self._pool.release(conn, self._request_done and ctx.response_keep_alive
