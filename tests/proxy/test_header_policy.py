@@ -8,6 +8,7 @@ import itertools
 import pytest
 
 from portico.config.model import ProxySettings, ProxyVia
+from portico.proxy import headers as header_policy
 from portico.proxy.headers import (
     BackendRequest,
     ResponseFraming,
@@ -16,6 +17,14 @@ from portico.proxy.headers import (
     build_response_head,
     max_forwards_action,
 )
+
+
+@pytest.fixture(autouse=True)
+def fixed_date(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Date the proxy adds is the clock's; comparing two heads built a moment apart must
+    not depend on whether a second boundary fell between them."""
+    monkeypatch.setattr(header_policy, "http_date", lambda: b"Tue, 24 Nov 2026 06:00:00 GMT")
+
 
 WRK = [(b"Host", b"127.0.0.1:8080"), (b"User-Agent", b"wrk"), (b"Accept", b"*/*")]
 
