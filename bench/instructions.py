@@ -48,7 +48,7 @@ class _Origin(asyncio.Protocol):
             _, _, self.buffer = self.buffer.partition(b"\r\n\r\n")
             self.transport.write(  # type: ignore[attr-defined]
                 b"HTTP/1.1 200 OK\r\nServer: origin\r\nContent-Type: text/plain\r\n"
-                b"Content-Length: 100\r\n\r\n" + BODY)
+                b"Content-Length: %d\r\n\r\n" % len(BODY) + BODY)
 
 
 def _run_origin(port: int, ready: threading.Event) -> None:
@@ -114,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", type=int, default=400, help="N1 requests")
     parser.add_argument("--large", type=int, default=2400, help="N2 requests")
+    parser.add_argument("--body", type=int, default=100, help="response body bytes (100)")
     args = parser.parse_args(argv)
+    global BODY
+    BODY = b"x" * args.body
     if shutil.which("valgrind") is None:
         print("valgrind is missing: apt-get install -y valgrind", file=sys.stderr)
         return 1
@@ -133,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         large = _measure(conf, pidfile, port, args.large, Path(tmp, "b.out"))
     per_request = (large - small) / (args.large - args.small)
     print(f"instructions per proxied request: {per_request:,.0f} "
-          f"(user space; {args.small} vs {args.large} requests, 8 keep-alive connections)")
+          f"(user space; {len(BODY)}-byte bodies, {args.small} vs {args.large} requests, "
+          "8 keep-alive connections)")
     return 0
 
 

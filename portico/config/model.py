@@ -149,6 +149,7 @@ class CoreSettings:
     graceful_shutdown_timeout: float = 0.0  # 0 = wait for in-flight requests without bound
     workers: int = 0                      # Workers: processes under the master; 0 = one per CPU
     extended_status: bool = True          # ExtendedStatus (On since httpd 2.3.6)
+    splice: bool = True                   # ProxySplice: large bodies moved by the kernel
 
 
 @dataclass(frozen=True, slots=True)

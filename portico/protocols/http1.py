@@ -574,6 +574,22 @@ class ResponseParser:
         unparsed, self._unparsed = self._unparsed, b""
         return unparsed
 
+    @property
+    def length_left(self) -> int:
+        """Bytes of a Content-Length body still to come; 0 in any other state."""
+        return self._remaining if self._state == _BODY_LENGTH else 0
+
+    def body_moved(self, n: int) -> bool:
+        """``n`` bytes of the Content-Length body went from the socket to the client without
+        passing through ``feed`` (a splice). True when that completes the response."""
+        if self._state != _BODY_LENGTH or not 0 < n <= self._remaining:
+            raise LocalProtocolError(f"{n} body bytes moved, {self.length_left} expected")
+        self._remaining -= n
+        if self._remaining:
+            return False
+        self._state = _AFTER_KEEP if self._keep_alive else _AFTER_CLOSE  # via _AFTER_BODY
+        return True
+
     def feed(self, data: bytes) -> list[Event]:
         """Parse ``data``; return the events it completes, ``[]`` when more is needed.
 

@@ -32,6 +32,7 @@ from portico.protocols.events import (
 from portico.protocols.http1 import LAST_CHUNK, ResponseParser, chunk_frames, encode_trailers
 from portico.proxy.headers import ResponseFraming, build_response_head
 from portico.server.flow import Flow
+from portico.server.splice import MIN_SPLICE, SpliceRelay, splice_fd
 from portico.upstream.pool import PoolExhausted
 
 if TYPE_CHECKING:
@@ -54,13 +55,20 @@ _BODY_UNTIL_CLOSE = int(BodyKind.UNTIL_CLOSE)
 _FRAMING_NONE = ResponseFraming.NONE
 _FRAMING_LENGTH = ResponseFraming.LENGTH
 _FRAMING_CHUNKED = ResponseFraming.CHUNKED
+# Where backend reads land (one buffer per process: each read is copied out before the next).
+# A connection whose body may be spliced reads a head at a time, so the rest of a large body
+# is still in the socket when the head has been parsed; other reads take what is there.
+_READ_BUFFER = bytearray(256 * 1024)
+_LARGE_READS = memoryview(_READ_BUFFER)
+_HEAD_READS = _LARGE_READS[:8192]
 
 
-class HttpBackend(asyncio.Protocol):
+class HttpBackend(asyncio.BufferedProtocol):
     """A pooled HTTP/1.1 connection to a backend; serves one exchange at a time."""
 
     __slots__ = ("_client_paused", "_deadline", "_timer", "_timeout", "bytes_read", "closed",
-                 "exchange", "flow", "idle_since", "loop", "parser", "pool", "transport")
+                 "exchange", "flow", "idle_since", "loop", "parser", "pool", "read_view",
+                 "splice_fd", "transport")
 
     def __init__(self, pool: Pool, max_field_size: int, bad_header: str) -> None:
         self.pool = pool
@@ -79,14 +87,24 @@ class HttpBackend(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timeout = 0.0
         self._deadline = 0.0
+        self.splice_fd = -1   # the socket, when a body can be spliced from it (no TLS)
+        self.read_view = _LARGE_READS
 
     # -- transport callbacks ------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """The transport calls this once, when the connection (and TLS handshake) is up."""
         self.transport = transport  # type: ignore[assignment]
+        self.splice_fd = splice_fd(transport)
+        if self.splice_fd >= 0:
+            self.read_view = _HEAD_READS
 
-    def data_received(self, data: bytes) -> None:
-        """The transport calls this with every chunk the backend sends."""
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """The transport reads into this (see ``_READ_BUFFER``)."""
+        return self.read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """The transport read ``nbytes`` of what the backend sends into ``read_view``."""
+        data = self.read_view[:nbytes].tobytes()
         ex = self.exchange
         if ex is None:
             # Bytes on an idle connection: the backend is out of step; never reuse it.
@@ -128,6 +146,11 @@ class HttpBackend(asyncio.Protocol):
                     ex.on_informational(event)  # type: ignore[arg-type]
         finally:
             front.flush_writes()
+        ex = self.exchange
+        if self.read_view is _HEAD_READS and ex is not None and ex._head_sent:
+            left = self.parser.length_left
+            if not (left >= MIN_SPLICE and ex.splice_rest(left)):
+                self.read_view = _LARGE_READS   # this body goes through here: read it whole
 
     def eof_received(self) -> bool:
         """The backend half-closed: ends a read-until-close body, else it is an error."""
@@ -213,7 +236,7 @@ class HttpBackend(asyncio.Protocol):
         if ex is None:
             return
         now = self.loop.time()
-        waiting_for_client = ex.front.flow.paused
+        waiting_for_client = ex.front.waiting_for_reader
         if now < self._deadline and not waiting_for_client:
             self._timer = self.loop.call_at(self._deadline, self._on_timer)
             return
@@ -237,7 +260,7 @@ class HttpExchange:
     __slots__ = ("_backend", "_body_kept", "_connect_task", "_override", "_pending",
                  "_replayable", "_request_done", "_response_framing", "_retried",
                  "_head_sent", "ctx", "front", "_finished", "waiting", "_held", "_ping_timer",
-                 "_pool", "_chunked_out", "_source_paused")
+                 "_pool", "_chunked_out", "_source_paused", "_relay")
 
     def __init__(self, ctx: RequestContext) -> None:
         self.ctx = ctx
@@ -260,6 +283,7 @@ class HttpExchange:
         self._held: list[bytes] | None = None    # body held back until the backend's 100
         self._ping_timer: asyncio.TimerHandle | None = None
         self._source_paused = False   # we stopped the backend's reads: the client is slow
+        self._relay: SpliceRelay | None = None   # the body is being spliced (server/splice.py)
 
     # -- request side ---------------------------------------------------------------------
     def start(self) -> None:
@@ -320,6 +344,8 @@ class HttpExchange:
         self._backend = conn
         conn.exchange = self
         conn.bytes_read = 0
+        if conn.splice_fd >= 0:
+            conn.read_view = _HEAD_READS
         plan = ctx.plan
         conn.parser.start(ctx.method, plan.bad_header)
         ctx.reused = reused
@@ -560,6 +586,61 @@ class HttpExchange:
         else:
             self.front.write(data)
 
+    def splice_rest(self, left: int) -> bool:
+        """The backend's read left ``left`` bytes of a Content-Length body in its socket:
+        splice them to the client when both ends allow it (server/splice.py). False when
+        the body keeps going through Python."""
+        front = self.front
+        conn = self._backend
+        t = front.transport
+        if (self._override or self._response_framing is not _FRAMING_LENGTH
+                or front.splice_fd < 0 or self._source_paused or front.closing
+                or conn is None or conn.transport is None or t is None
+                or t.get_write_buffer_size()):
+            return False
+        conn.transport.pause_reading()
+        relay = self._relay = front.relay = SpliceRelay(
+            conn.loop, conn.splice_fd, front.splice_fd, left,
+            self._spliced, self._splice_failed, self._splice_progress)
+        relay.start()
+        return True
+
+    def _spliced(self, moved: int) -> None:
+        """The whole rest of the body went to the client."""
+        self._relay = self.front.relay = None
+        self.ctx.body_bytes += moved
+        conn = self._backend
+        assert conn is not None and conn.transport is not None
+        conn.bytes_read += moved
+        conn.parser.body_moved(moved)
+        conn.transport.resume_reading()
+        self._complete([])
+
+    def _splice_failed(self, side: str, message: str, moved: int) -> None:
+        self._relay = self.front.relay = None
+        self.ctx.body_bytes += moved
+        if side == "backend":
+            self.backend_failed(UpstreamError(UpstreamErrorKind.CLOSED, message))
+        else:
+            log.info("client %s: %s", self.front.peer_ip, message)
+            if self.front.transport is not None:
+                self.front.transport.abort()   # connection_lost ends this exchange
+
+    def _splice_progress(self) -> None:
+        """A wait of the relay is over: both sides count it as activity."""
+        conn = self._backend
+        now = self.front.loop.time()
+        self.front.note_activity(now)
+        if conn is not None:
+            conn._deadline = now + conn._timeout
+
+    def _stop_relay(self) -> None:
+        relay = self._relay
+        if relay is not None:
+            self._relay = self.front.relay = None
+            self.ctx.body_bytes += relay.moved
+            relay.cancel()
+
     def on_end(self, trailers: list[tuple[bytes, bytes]]) -> None:
         """The backend's response is complete."""
         ctx = self.ctx
@@ -619,6 +700,7 @@ class HttpExchange:
         if self._ping_timer is not None:
             self._ping_timer.cancel()
             self._ping_timer = None
+        self._stop_relay()
         if self._held is not None:
             # Put the held body back so a failover can send it to the next member.
             self._pending = self._held
@@ -715,6 +797,7 @@ class HttpExchange:
         if self._finished:
             return
         self._finished = True
+        self._stop_relay()
         if self._ping_timer is not None:
             self._ping_timer.cancel()
             self._ping_timer = None
@@ -731,5 +814,6 @@ class HttpExchange:
             self._let_go(conn)
             conn.abort()
             self._pool.release(conn, reusable=False)
+
 
 

@@ -27,6 +27,7 @@ from portico.protocols.http1 import RequestParser
 from portico.proxy.errors import error_page, reason, status_for_upstream
 from portico.proxy.headers import http_date
 from portico.server.flow import Flow
+from portico.server.splice import SpliceRelay, splice_fd
 
 if TYPE_CHECKING:
     from portico.proxy.exchange import RequestContext
@@ -46,7 +47,7 @@ class FrontConnection(asyncio.Protocol):
         "_timer", "closing", "ctx", "flow", "handler", "local_ip", "local_port", "loop",
         "parser", "peer_ip", "peer_port", "pipeline", "req_complete", "requests_served",
         "resp_complete", "scheme", "transport", "_pending_error", "_queue_paused", "_held",
-        "retiring",
+        "retiring", "relay", "splice_fd",
     )
 
     def __init__(self, pipeline: Pipeline, scheme: str = "http") -> None:
@@ -75,6 +76,8 @@ class FrontConnection(asyncio.Protocol):
         self._pending_error: int | None = None
         self._queue_paused = False
         self._held: list[bytes] | None = None
+        self.splice_fd = -1   # the socket, when a response body can be spliced into it
+        self.relay: SpliceRelay | None = None   # a body being spliced to this client
         # Our write buffer full → the handler of the request in flight stops reading its
         # source (the backend). Linked once; the handler is looked up when a pause happens.
         self.flow.link(self._pause_source, self._resume_source)
@@ -83,6 +86,8 @@ class FrontConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """The transport calls this once, when a client connection is accepted."""
         self.transport = transport  # type: ignore[assignment]
+        if self.pipeline.core.splice:
+            self.splice_fd = splice_fd(transport)
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
@@ -159,6 +164,15 @@ class FrontConnection(asyncio.Protocol):
         """The client's write buffer drained below low water."""
         self.flow.resume()
         self._last_activity = self.loop.time()
+
+    @property
+    def waiting_for_reader(self) -> bool:
+        """What we send is waiting for the client to read (its Timeout applies)."""
+        return self.flow.paused or (self.relay is not None and self.relay.waiting_for_client)
+
+    def note_activity(self, now: float) -> None:
+        """Bytes moved on this connection outside the transport (a splice)."""
+        self._last_activity = now
 
     def _pause_source(self) -> None:
         if self.handler is not None:
@@ -445,7 +459,7 @@ class FrontConnection(asyncio.Protocol):
         now = self.loop.time()
         if self.ctx is None:
             limit = core.keepalive_timeout if self.requests_served else core.timeout
-        elif not self.req_complete or self.flow.paused:
+        elif not self.req_complete or self.waiting_for_reader:
             limit = core.timeout
         else:
             limit = None   # waiting for the backend: the backend timeout governs

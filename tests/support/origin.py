@@ -18,6 +18,7 @@ Responses are chosen by path (see `Origin._respond`):
 * ``/close-mid-chunked`` one chunk, then close without the last-chunk
 * ``/chunked/N``         N chunks (``?size=S`` bytes each, default 1000) of `pattern` bytes
 * ``/big/N``             N bytes of `pattern` with Content-Length
+* ``/big/N?cut=M``       Content-Length N but only M bytes, then close (``&stall=1``: hang)
 * ``/set-cookie?c=V&c=W`` one Set-Cookie header per ``c``
 * ``/redirect?to=URL``   302 with Location: URL
 * ``/headers?Name=V&…``  the given response headers (repeatable)
@@ -533,6 +534,16 @@ class Origin:
             return False
         if path.startswith("/chunked/"):
             return await self._chunked(st, rec, int(seg[2]), int(dict(query).get("size", 1000)))
+        if path.startswith("/big/") and "cut" in dict(query):
+            # The head promises N bytes; only the first `cut` come, then the connection
+            # closes (or, with stall=1, stays open and silent).
+            n, opts = int(seg[2]), dict(query)
+            st.writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                            b"Content-Length: %d\r\n\r\n" % n + pattern(n)[:int(opts["cut"])])
+            await st.writer.drain()
+            if opts.get("stall") == "1":
+                return await self._hang(st)
+            return False
         if path.startswith("/big/"):
             return await self._send(st, rec, 200, [("Content-Type", "application/octet-stream")],
                                     pattern(int(seg[2])))

@@ -214,6 +214,14 @@ def _workers(ctx: BuildContext, node: Node) -> None:
     _core(ctx, "workers", integer(ctx, node.args[0], 1, 1024))
 
 
+@TABLE.directive("ProxySplice", S)
+def _proxy_splice(ctx: BuildContext, node: Node) -> None:
+    # portico's own: large Content-Length bodies go from the backend's socket to the
+    # client's through splice(2), never through Python (server/splice.py). Off keeps every
+    # byte in user space, as HAProxy's option splice-response does when not set.
+    _core(ctx, "splice", flag(ctx, node.args[0]))
+
+
 # -- per-request behaviour -----------------------------------------------------------------------
 
 @TABLE.directive("AllowEncodedSlashes", SV)

@@ -1,0 +1,191 @@
+"""Zero-copy relay of the rest of a response body from the backend's socket to the client's.
+
+Why. Relayed through Python, every byte of a body is copied three times (kernel to the
+loop's buffer, buffer to a bytes object, bytes to the kernel) and every read costs objects
+and calls. splice(2) moves the pages from one socket to the other through a pipe inside the
+kernel, so a large response costs two system calls instead (HAProxy's splice-response works
+the same way). It is what lets one process keep up with nginx on large bodies.
+
+When. ``HttpExchange`` starts a relay once the response head has gone out and the rest of
+the body goes to the client byte for byte: Content-Length framing, plain sockets at both ends
+(no TLS), nothing waiting to be written to the client, and at least ``MIN_SPLICE`` bytes
+left. The backend's transport stops reading for the duration, so the loop never reads any of
+those bytes itself, and nothing else writes to the client until the relay is over.
+
+How. Usually the body is already in the backend's socket and the client's send buffer has
+room: the relay is done in the call that starts it. Otherwise it waits for readiness of the
+socket that blocked, through a duplicate of its descriptor (uvloop refuses a watcher on a
+descriptor that a transport owns). The caller's timers bound every wait: ``waiting_for_client``
+tells them which side the relay is waiting for.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIN_SPLICE", "SPLICE_AVAILABLE", "SpliceRelay", "splice_fd"]
+
+import asyncio
+import fcntl
+import os
+import socket
+from collections.abc import Callable
+
+SPLICE_AVAILABLE = hasattr(os, "splice") and hasattr(fcntl, "F_SETPIPE_SZ")
+MIN_SPLICE = 8192   # below this a read and a write cost no more than two splices
+_FLAGS = (os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK) if SPLICE_AVAILABLE else 0
+_PIPE_SIZE = 1 << 18   # a 256 KiB body moves in one round; the kernel default is 64 KiB
+_MAX_IDLE_PIPES = 32
+_idle_pipes: list[tuple[int, int]] = []
+
+
+def splice_fd(transport: asyncio.BaseTransport) -> int:
+    """The descriptor of a transport's socket when a body can be spliced to or from it:
+    a plain TCP or Unix stream socket, no TLS layer in between. -1 otherwise."""
+    if not SPLICE_AVAILABLE or transport.get_extra_info("ssl_object") is not None:
+        return -1
+    sock = transport.get_extra_info("socket")
+    if sock is None or sock.type != socket.SOCK_STREAM:
+        return -1
+    return sock.fileno()
+
+
+def _take_pipe() -> tuple[int, int]:
+    if _idle_pipes:
+        return _idle_pipes.pop()
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+    except OSError:
+        pass   # over the per-user pipe quota: the default size still works, in more rounds
+    return r, w
+
+
+def _give_back(pipe: tuple[int, int], empty: bool) -> None:
+    """An empty pipe is kept for the next relay; one with bytes in it is closed (the
+    connection it served is being cut, so those bytes go nowhere)."""
+    if empty and len(_idle_pipes) < _MAX_IDLE_PIPES:
+        _idle_pipes.append(pipe)
+    else:
+        os.close(pipe[0])
+        os.close(pipe[1])
+
+
+class SpliceRelay:
+    """Moves exactly ``length`` bytes from ``src_fd`` to ``dst_fd`` (see the module docstring).
+
+    Exactly one of ``on_done(moved)`` or ``on_fail(side, message, moved)`` is called, unless
+    ``cancel()`` comes first; ``side`` is ``"backend"`` (the source closed early or failed) or
+    ``"client"`` (the destination failed). ``on_wait_over`` is called each time a wait for
+    readiness ends, so the caller can count it as activity.
+    """
+
+    __slots__ = ("_dst", "_dups", "_in_pipe", "_loop", "_on_done", "_on_fail", "_on_wait_over",
+                 "_pipe", "_src", "_to_read", "_watching", "moved")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, src_fd: int, dst_fd: int, length: int,
+                 on_done: Callable[[int], None], on_fail: Callable[[str, str, int], None],
+                 on_wait_over: Callable[[], None]) -> None:
+        self._loop = loop
+        self._src = src_fd
+        self._dst = dst_fd
+        self._to_read = length
+        self._in_pipe = 0
+        self._on_done = on_done
+        self._on_fail = on_fail
+        self._on_wait_over = on_wait_over
+        self._pipe: tuple[int, int] | None = None
+        self._watching: tuple[int, bool] | None = None   # (original fd, for writing)
+        self._dups: dict[int, int] = {}
+        self.moved = 0   # bytes delivered to the client
+
+    @property
+    def waiting_for_client(self) -> bool:
+        """True while the client's socket has no room (the client is slow to read)."""
+        return self._watching is not None and self._watching[1]
+
+    def start(self) -> None:
+        self._pipe = _take_pipe()
+        self._pump()
+
+    def cancel(self) -> None:
+        """Stop now; the caller cuts the connections involved."""
+        self._finish(empty=self._in_pipe == 0)
+
+    # -- the pump ---------------------------------------------------------------------------
+    def _pump(self) -> None:
+        pipe = self._pipe
+        if pipe is None:
+            return   # cancelled while a readiness callback was queued
+        r, w = pipe
+        while True:
+            if self._in_pipe:
+                try:
+                    n = os.splice(r, self._dst, self._in_pipe, flags=_FLAGS)
+                except BlockingIOError:
+                    self._wait(self._dst, writing=True)
+                    return
+                except OSError as exc:
+                    self._fail("client", f"writing to the client failed: {exc.strerror}")
+                    return
+                self._in_pipe -= n
+                self.moved += n
+                continue
+            if not self._to_read:
+                break
+            try:
+                n = os.splice(self._src, w, self._to_read, flags=_FLAGS)
+            except BlockingIOError:
+                self._wait(self._src, writing=False)
+                return
+            except OSError as exc:
+                self._fail("backend", f"reading the body failed: {exc.strerror}")
+                return
+            if n == 0:
+                self._fail("backend", "backend closed the connection before the body was "
+                           f"complete ({self._to_read} bytes missing)")
+                return
+            self._to_read -= n
+            self._in_pipe = n
+        moved = self.moved
+        self._finish(empty=True)
+        self._on_done(moved)
+
+    def _woken(self) -> None:
+        self._on_wait_over()
+        self._pump()
+
+    def _wait(self, fd: int, writing: bool) -> None:
+        if self._watching == (fd, writing):
+            return
+        self._unwatch()
+        dup = self._dups.get(fd)
+        if dup is None:
+            dup = self._dups[fd] = os.dup(fd)
+        if writing:
+            self._loop.add_writer(dup, self._woken)
+        else:
+            self._loop.add_reader(dup, self._woken)
+        self._watching = (fd, writing)
+
+    def _unwatch(self) -> None:
+        watching = self._watching
+        if watching is not None:
+            self._watching = None
+            dup = self._dups[watching[0]]
+            if watching[1]:
+                self._loop.remove_writer(dup)
+            else:
+                self._loop.remove_reader(dup)
+
+    def _fail(self, side: str, message: str) -> None:
+        moved = self.moved
+        self._finish(empty=False)
+        self._on_fail(side, message, moved)
+
+    def _finish(self, empty: bool) -> None:
+        self._unwatch()
+        for dup in self._dups.values():
+            os.close(dup)
+        self._dups.clear()
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            _give_back(pipe, empty)
