@@ -453,3 +453,35 @@ def test_chunked_response_round_trip_any_split(payload, sizes, cuts):
     assert events[1:] == [Data(payload), EndOfMessage([(b"X-Sum", b"%d" % len(payload))])]
     parser.start(b"GET")
     assert parser.feed(b"") == LENGTH_EVENTS
+
+
+# -- a body moved past the parser (a splice) -------------------------------------------------
+
+def test_body_moved_past_the_parser_ends_the_response_and_keeps_the_connection() -> None:
+    parser = ResponseParser()
+    parser.start(b"GET")
+    events = parser.feed(resp(b"HTTP/1.1 200 OK", b"Content-Length: 100000", body=b"x" * 1000))
+    assert [type(e) for e in events] == [ResponseHead, Data]
+    assert parser.length_left == 99000
+    assert parser.body_moved(50000) is False
+    assert parser.length_left == 49000
+    assert parser.body_moved(49000) is True
+    assert parser.length_left == 0 and parser.idle
+    parser.start(b"GET")   # the next response on the same connection parses as usual
+    events = parser.feed(resp(b"HTTP/1.1 204 No Content"))
+    assert isinstance(events[0], ResponseHead) and events[0].status == 204
+
+
+def test_body_moved_refuses_what_the_framing_does_not_allow() -> None:
+    parser = ResponseParser()
+    parser.start(b"GET")
+    parser.feed(resp(b"HTTP/1.1 200 OK", b"Transfer-Encoding: chunked"))
+    assert parser.length_left == 0   # chunked: nothing can be moved past the parser
+    with pytest.raises(LocalProtocolError):
+        parser.body_moved(1)
+    framed = ResponseParser()
+    framed.start(b"GET")
+    framed.feed(resp(b"HTTP/1.1 200 OK", b"Content-Length: 10"))
+    with pytest.raises(LocalProtocolError):
+        framed.body_moved(11)   # more than the head announced
+    assert framed.length_left == 10
