@@ -72,6 +72,9 @@ def _give_back(pipe: tuple[int, int], empty: bool) -> None:
 class SpliceRelay:
     """Moves exactly ``length`` bytes from ``src_fd`` to ``dst_fd`` (see the module docstring).
 
+    Both sockets must be non-blocking, as a transport's are: SPLICE_F_NONBLOCK covers only
+    the pipe's side of each call.
+
     Exactly one of ``on_done(moved)`` or ``on_fail(side, message, moved)`` is called, unless
     ``cancel()`` comes first; ``side`` is ``"backend"`` (the source closed early or failed) or
     ``"client"`` (the destination failed). ``on_wait_over`` is called each time a wait for
@@ -150,8 +153,9 @@ class SpliceRelay:
         self._on_done(moved)
 
     def _woken(self) -> None:
-        self._on_wait_over()
-        self._pump()
+        if self._pipe is not None:   # not cancelled while this callback was queued
+            self._on_wait_over()
+            self._pump()
 
     def _wait(self, fd: int, writing: bool) -> None:
         if self._watching == (fd, writing):

@@ -15,10 +15,12 @@ descriptor. Every wait is bounded by ``asyncio.wait_for``.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import socket
 import ssl
 import struct
+import termios
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
@@ -70,9 +72,6 @@ def drain_pipe_pool() -> None:
 
 def queued(sock: socket.socket) -> int:
     """Bytes waiting in a socket's receive queue (SIOCINQ)."""
-    import fcntl
-    import termios
-
     return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
 
 
