@@ -82,7 +82,7 @@ def _send(port: int, count: int, conns: int = 8) -> None:
         s.close()
 
 
-def _measure(conf: Path, pidfile: Path, port: int, count: int, out: Path) -> int:
+def _measure(conf: Path, pidfile: Path, port: int, count: int, out: Path, conns: int) -> int:
     proc = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
          "-m", "portico", "-X", "-f", str(conf)],
@@ -97,7 +97,7 @@ def _measure(conf: Path, pidfile: Path, port: int, count: int, out: Path) -> int
                 time.sleep(0.2)
         else:
             raise RuntimeError("portico did not start under valgrind")
-        _send(port, count)
+        _send(port, count, conns)
         os.kill(int(pidfile.read_text()), signal.SIGTERM)
         proc.wait(timeout=120)
     finally:
@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=400, help="N1 requests")
     parser.add_argument("--large", type=int, default=2400, help="N2 requests")
     parser.add_argument("--body", type=int, default=100, help="response body bytes (100)")
+    parser.add_argument("--conns", type=int, default=8, help="keep-alive connections (8)")
     args = parser.parse_args(argv)
     global BODY
     BODY = b"x" * args.body
@@ -132,12 +133,12 @@ def main(argv: list[str] | None = None) -> int:
             f"Listen 127.0.0.1:{port}\nErrorLog {tmp}/error.log\nPidFile {pidfile}\n"
             f"LogLevel warn\nMaxKeepAliveRequests 0\n"
             f"ProxyPass / http://127.0.0.1:{origin_port}/\n")
-        small = _measure(conf, pidfile, port, args.small, Path(tmp, "a.out"))
-        large = _measure(conf, pidfile, port, args.large, Path(tmp, "b.out"))
+        small = _measure(conf, pidfile, port, args.small, Path(tmp, "a.out"), args.conns)
+        large = _measure(conf, pidfile, port, args.large, Path(tmp, "b.out"), args.conns)
     per_request = (large - small) / (args.large - args.small)
     print(f"instructions per proxied request: {per_request:,.0f} "
           f"(user space; {len(BODY)}-byte bodies, {args.small} vs {args.large} requests, "
-          "8 keep-alive connections)")
+          f"{args.conns} keep-alive connections)")
     return 0
 
 

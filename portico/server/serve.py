@@ -21,6 +21,7 @@ from portico.config.model import ServerConfig
 from portico.errors import ConfigError
 from portico.health.checker import HealthChecker
 from portico.proxy.pipeline import Pipeline
+from portico.server import heap
 from portico.server.accesslog import build_access_logs
 from portico.server.front import FrontConnection
 from portico.server.listener import ListenAddress, open_listener, resolve_listens
@@ -91,6 +92,8 @@ class ProxyServer:
         self.pipeline = Pipeline(self.config, self._access_logs.by_vhost, board)
         await self._sync_listeners(self.config)
         self._health_follow(self.config, board)
+        heap.tune()
+        heap.settle()
         self.ready.set()
         self._set_state(ProcState.SERVING)
         if self.standalone:
@@ -184,7 +187,8 @@ class ProxyServer:
             self._old_pipelines.append((old_pipeline, old_logs))
         self.pid_file.write(config)
         log.info("reloaded configuration from %s", config.source_file)
-        self._retire_old_pipelines()
+        if not self._retire_old_pipelines():
+            heap.settle()   # freeze the new configuration (retiring did it otherwise)
 
     def _health_follow(self, config: ServerConfig, board: Scoreboard) -> None:
         """With -X this process is the whole server, so it runs the health checker (rule
@@ -197,8 +201,8 @@ class ProxyServer:
         else:
             self._health.repoint(config, board)
 
-    def _retire_old_pipelines(self) -> None:
-        """Close the resources of pipelines no open connection uses any more."""
+    def _retire_old_pipelines(self) -> bool:
+        """Close the resources of pipelines no open connection uses any more (True if any)."""
         in_use = {id(c.pipeline) for c in self._connections}
         keep = []
         for pipeline, logs in self._old_pipelines:
@@ -208,7 +212,11 @@ class ProxyServer:
             pipeline.close()
             if logs is not None and logs is not self._access_logs:
                 logs.close()  # type: ignore[attr-defined]
+        retired = len(keep) < len(self._old_pipelines)
         self._old_pipelines = keep
+        if retired:
+            heap.settle()   # what the retired pipelines held can be collected now
+        return retired
 
     async def _sync_listeners(self, config: ServerConfig) -> None:
         loop = asyncio.get_running_loop()
