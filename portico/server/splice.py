@@ -13,9 +13,10 @@ left. The backend's transport stops reading for the duration, so the loop never 
 those bytes itself, and nothing else writes to the client until the relay is over.
 
 How. Usually the body is already in the backend's socket and the client's send buffer has
-room: the relay is done in the call that starts it. Otherwise it waits for readiness of the
-socket that blocked, through a duplicate of its descriptor (uvloop refuses a watcher on a
-descriptor that a transport owns). The caller's timers bound every wait: ``waiting_for_client``
+room: the relay is done in the call that starts it. Otherwise it duplicates both descriptors
+and waits for readiness of the one that blocked through its duplicate (uvloop refuses a
+watcher on a descriptor that a transport owns, and a transport may close its own at any
+time). The caller's timers bound every wait: ``waiting_for_client``
 tells them which side the relay is waiting for.
 """
 
@@ -81,8 +82,8 @@ class SpliceRelay:
     readiness ends, so the caller can count it as activity.
     """
 
-    __slots__ = ("_dst", "_dups", "_in_pipe", "_loop", "_on_done", "_on_fail", "_on_wait_over",
-                 "_pipe", "_src", "_to_read", "_watching", "moved")
+    __slots__ = ("_dst", "_in_pipe", "_loop", "_on_done", "_on_fail", "_on_wait_over",
+                 "_owns_fds", "_pipe", "_src", "_to_read", "_watching", "moved")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, src_fd: int, dst_fd: int, length: int,
                  on_done: Callable[[int], None], on_fail: Callable[[str, str, int], None],
@@ -96,8 +97,8 @@ class SpliceRelay:
         self._on_fail = on_fail
         self._on_wait_over = on_wait_over
         self._pipe: tuple[int, int] | None = None
-        self._watching: tuple[int, bool] | None = None   # (original fd, for writing)
-        self._dups: dict[int, int] = {}
+        self._watching: tuple[int, bool] | None = None   # (fd, for writing)
+        self._owns_fds = False   # _src and _dst are our duplicates (after the first wait)
         self.moved = 0   # bytes delivered to the client
 
     @property
@@ -124,7 +125,7 @@ class SpliceRelay:
                 try:
                     n = os.splice(r, self._dst, self._in_pipe, flags=_FLAGS)
                 except BlockingIOError:
-                    self._wait(self._dst, writing=True)
+                    self._wait(writing=True)
                     return
                 except OSError as exc:
                     self._fail("client", f"writing to the client failed: {exc.strerror}")
@@ -137,7 +138,7 @@ class SpliceRelay:
             try:
                 n = os.splice(self._src, w, self._to_read, flags=_FLAGS)
             except BlockingIOError:
-                self._wait(self._src, writing=False)
+                self._wait(writing=False)
                 return
             except OSError as exc:
                 self._fail("backend", f"reading the body failed: {exc.strerror}")
@@ -157,28 +158,32 @@ class SpliceRelay:
             self._on_wait_over()
             self._pump()
 
-    def _wait(self, fd: int, writing: bool) -> None:
+    def _wait(self, writing: bool) -> None:
+        if not self._owns_fds:
+            # From the first wait on, both ends are our own duplicates: a transport closes
+            # its descriptor as soon as its peer resets, before anyone tells us, and the
+            # number can go to a new connection at once; a duplicate keeps naming this one.
+            self._src = os.dup(self._src)
+            self._dst = os.dup(self._dst)
+            self._owns_fds = True
+        fd = self._dst if writing else self._src
         if self._watching == (fd, writing):
             return
         self._unwatch()
-        dup = self._dups.get(fd)
-        if dup is None:
-            dup = self._dups[fd] = os.dup(fd)
         if writing:
-            self._loop.add_writer(dup, self._woken)
+            self._loop.add_writer(fd, self._woken)
         else:
-            self._loop.add_reader(dup, self._woken)
+            self._loop.add_reader(fd, self._woken)
         self._watching = (fd, writing)
 
     def _unwatch(self) -> None:
         watching = self._watching
         if watching is not None:
             self._watching = None
-            dup = self._dups[watching[0]]
             if watching[1]:
-                self._loop.remove_writer(dup)
+                self._loop.remove_writer(watching[0])
             else:
-                self._loop.remove_reader(dup)
+                self._loop.remove_reader(watching[0])
 
     def _fail(self, side: str, message: str) -> None:
         moved = self.moved
@@ -187,9 +192,10 @@ class SpliceRelay:
 
     def _finish(self, empty: bool) -> None:
         self._unwatch()
-        for dup in self._dups.values():
-            os.close(dup)
-        self._dups.clear()
+        if self._owns_fds:
+            self._owns_fds = False
+            os.close(self._src)
+            os.close(self._dst)
         pipe, self._pipe = self._pipe, None
         if pipe is not None:
             _give_back(pipe, empty)

@@ -438,6 +438,43 @@ def test_client_reset_while_waiting_for_it_fails_on_the_client_side(tcp_pair: Tc
     run(main)
 
 
+def test_a_descriptor_number_reused_while_waiting_never_gets_the_body(tcp_pair: TcpPair):
+    """A transport closes its descriptor as soon as its peer resets; the number can go to
+    the next accepted connection before the exchange hears of it. A relay that waits works
+    on its own duplicates, so the body still goes to the connection it was started for."""
+    length = 40_000
+    early = pattern(10_000)
+    late = pattern(length - len(early), len(early))
+
+    async def main() -> None:
+        src, src_peer = tcp_pair()
+        dst, dst_peer = tcp_pair()
+        calls = Calls()
+        src_peer.sendall(early)
+        await until(lambda: queued(src) == len(early), "the first part")
+        relay = calls.relay(src, dst, length)
+        relay.start()
+        assert calls.total() == 0   # waiting for the rest of the body
+        number = dst.fileno()
+        dst.close()                 # the client's transport lets go of its descriptor
+        newcomer, newcomer_peer = tcp_pair()
+        if newcomer.fileno() != number:   # make the new connection take the freed number
+            os.dup2(newcomer.fileno(), number)
+            newcomer.close()
+            newcomer = socket.socket(fileno=number)
+        assert newcomer.fileno() == number
+        src_peer.sendall(late)
+        await calls.finished()
+        assert calls.done == [length]
+        assert await recv_exactly(dst_peer, length) == early + late
+        await asyncio.sleep(0.05)
+        with pytest.raises(BlockingIOError):
+            newcomer_peer.recv(1)   # not one byte reached the connection behind the number
+        newcomer.close()
+
+    run(main)
+
+
 # -- cancel ---------------------------------------------------------------------------------
 def test_cancel_while_waiting_for_the_backend_calls_nothing_and_leaks_nothing(
         tcp_pair: TcpPair):
@@ -457,7 +494,7 @@ def test_cancel_while_waiting_for_the_backend_calls_nothing_and_leaks_nothing(
         relay.start()
         assert relay.moved == len(early)
         assert not relay.waiting_for_client
-        assert open_fds() == fds + 3   # the pipe and a duplicate of the source's descriptor
+        assert open_fds() == fds + 4   # the pipe and duplicates of both descriptors
         relay.cancel()
         assert open_fds() == fds + 2 * len(splice._idle_pipes)
         assert len(splice._idle_pipes) == 1   # it was empty, so it is kept
