@@ -593,10 +593,12 @@ class HttpExchange:
         front = self.front
         conn = self._backend
         t = front.transport
+        # A closing transport may have closed its descriptor already, and its number may
+        # belong to a new connection: never splice to or from one.
         if (self._override or self._response_framing is not _FRAMING_LENGTH
                 or front.splice_fd < 0 or self._source_paused or front.closing
-                or conn is None or conn.transport is None or t is None
-                or t.get_write_buffer_size()):
+                or conn is None or conn.transport is None or t is None or t.is_closing()
+                or conn.transport.is_closing() or t.get_write_buffer_size()):
             return False
         conn.transport.pause_reading()
         relay = self._relay = front.relay = SpliceRelay(
