@@ -67,8 +67,8 @@ class HttpBackend(asyncio.BufferedProtocol):
     """A pooled HTTP/1.1 connection to a backend; serves one exchange at a time."""
 
     __slots__ = ("_client_paused", "_deadline", "_timer", "_timeout", "bytes_read", "closed",
-                 "exchange", "flow", "idle_since", "loop", "parser", "pool", "read_view",
-                 "splice_fd", "transport")
+                 "exchange", "flow", "head_view", "idle_since", "loop", "parser", "pool",
+                 "read_view", "splice_fd", "transport")
 
     def __init__(self, pool: Pool, max_field_size: int, bad_header: str) -> None:
         self.pool = pool
@@ -88,7 +88,8 @@ class HttpBackend(asyncio.BufferedProtocol):
         self._timeout = 0.0
         self._deadline = 0.0
         self.splice_fd = -1   # the socket, when a body can be spliced from it (no TLS)
-        self.read_view = _LARGE_READS
+        # Where reads go while a head is expected (set again for each exchange), and now.
+        self.head_view = self.read_view = _LARGE_READS
 
     # -- transport callbacks ------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -96,7 +97,7 @@ class HttpBackend(asyncio.BufferedProtocol):
         self.transport = transport  # type: ignore[assignment]
         self.splice_fd = splice_fd(transport)
         if self.splice_fd >= 0:
-            self.read_view = _HEAD_READS
+            self.head_view = _HEAD_READS
 
     def get_buffer(self, sizehint: int) -> memoryview:
         """The transport reads into this (see ``_READ_BUFFER``)."""
@@ -223,12 +224,17 @@ class HttpBackend(asyncio.BufferedProtocol):
             self.transport.abort()
         self.closed = True
 
-    def arm_timeout(self, seconds: float) -> None:
-        """Fail the exchange after ``seconds`` without backend activity (reset by each read)."""
+    def arm_timeout(self, seconds: float, now: float) -> None:
+        """Fail the exchange after ``seconds`` without backend activity (reset by each read
+        and by ``touch``). The timer is made once per connection and re-arms itself."""
         self._timeout = seconds
-        self._deadline = self.loop.time() + seconds
+        self._deadline = now + seconds
         if self._timer is None:
             self._timer = self.loop.call_at(self._deadline, self._on_timer)
+
+    def touch(self, now: float) -> None:
+        """Activity outside ``buffer_updated`` (a splice): the timeout starts again."""
+        self._deadline = now + self._timeout
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -344,8 +350,7 @@ class HttpExchange:
         self._backend = conn
         conn.exchange = self
         conn.bytes_read = 0
-        if conn.splice_fd >= 0:
-            conn.read_view = _HEAD_READS
+        conn.read_view = conn.head_view
         plan = ctx.plan
         conn.parser.start(ctx.method, plan.bad_header)
         ctx.reused = reused
@@ -359,10 +364,7 @@ class HttpExchange:
         t = conn.transport
         assert t is not None
         now = conn.loop.time()
-        conn._timeout = plan.timeout
-        conn._deadline = now + plan.timeout
-        if conn._timer is None:
-            conn._timer = conn.loop.call_at(conn._deadline, conn._on_timer)
+        conn.arm_timeout(plan.timeout, now)
         ctx.sent_at = now
         head = ctx.backend_head
         pending = self._pending
@@ -634,7 +636,7 @@ class HttpExchange:
         now = self.front.loop.time()
         self.front.note_activity(now)
         if conn is not None:
-            conn._deadline = now + conn._timeout
+            conn.touch(now)
 
     def _stop_relay(self) -> None:
         relay = self._relay
@@ -649,7 +651,6 @@ class HttpExchange:
         if self._override:
             self._finished = True
             self._release_backend(reusable=True)
-            self._account_end(error=False)
             self.front.local_error(ctx, ctx.status, override=True)
             return
         if self._response_framing == _FRAMING_CHUNKED:
@@ -667,32 +668,26 @@ class HttpExchange:
             # the body would go nowhere, so this connection closes after the response.
             ctx.keep_alive = False
         self._finished = True
+        self._release_backend(self._request_done and ctx.response_keep_alive
+                              and not ctx.close_backend)
+        self.front.response_done(ctx)
+
+    def _release_backend(self, reusable: bool) -> None:
+        """A whole response arrived: give the backend back and account for the request,
+        its duration (request sent to end of response) included; failed requests are
+        not observed in the histogram."""
         conn = self._backend
         assert conn is not None  # only a backend's read or EOF ends a response
         self._let_go(conn)
+        ctx = self.ctx
         ctx.bytes_from_backend += conn.bytes_read
-        self._pool.release(conn, self._request_done and ctx.response_keep_alive
-                           and not ctx.close_backend)  # the pool checks is_reusable itself
-        # A whole response arrived: its duration, from sending the request to the end of the
-        # response, goes into the worker's histogram (failed requests are not observed).
+        self._pool.release(conn, reusable)  # the pool checks is_reusable itself
         elapsed = conn.loop.time() - ctx.sent_at
         if ctx.balancer is not None:
             self._account_end(error=False)
             ctx.worker.slot.observe_latency(elapsed)
         else:
             ctx.worker.slot.finish(ctx.bytes_to_backend, ctx.bytes_from_backend, elapsed)
-        self.front.response_done(ctx)
-
-    def _release_backend(self, reusable: bool) -> None:
-        """Give the backend back after a whole response (observed in the histogram)."""
-        conn = self._backend
-        if conn is None:
-            return
-        self._let_go(conn)
-        ctx = self.ctx
-        ctx.bytes_from_backend += conn.bytes_read
-        self._pool.release(conn, reusable=reusable)  # the pool checks is_reusable itself
-        ctx.worker.slot.observe_latency(conn.loop.time() - ctx.sent_at)
 
     # -- failures -------------------------------------------------------------------------
     def backend_failed(self, error: UpstreamError) -> None:
