@@ -40,7 +40,7 @@ __all__ = [
 
 import enum
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -91,9 +91,9 @@ class Check:
         if self.kind == "all":
             hit = self.granted
         elif self.kind == "valid-user":
-            hit = peer.user is not None
+            hit = True   # a user is authenticated (checked above)
         elif self.kind == "user":
-            hit = peer.user is not None and peer.user in self.users
+            hit = peer.user in self.users
         elif self.kind == "host":
             name = peer.hostname
             hit = name is not None and any(
@@ -174,19 +174,19 @@ class AccessRule:
 
     root: Section
     source: str = ""
+    #: True if some check looks at the client's host name (a DNS lookup is needed).
+    #: Worked out once here: the pipeline reads it for every request under the rule.
+    needs_host: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needs_host", self.root.needs_host)
 
     def allows(self, client_ip: str, local_ip: str = "", user: str | None = None,
                hostname: str | None = None) -> bool:
         """True if the rule grants this request; ``user`` is the authenticated user name
         (None: nobody authenticated, so user checks deny); ``hostname`` the client's verified
         name (None: unknown, so host checks deny)."""
-        peer = Peer(_address(client_ip), _address(local_ip), user, hostname)
-        return self.root.evaluate(peer) is Result.GRANTED
-
-    @property
-    def needs_host(self) -> bool:
-        """True if some check looks at the client's host name (a DNS lookup is needed)."""
-        return self.root.needs_host
+        return self.decide(client_ip, local_ip, user, hostname) is Result.GRANTED
 
     @property
     def needs_user(self) -> bool:

@@ -224,11 +224,11 @@ def _print_member(b: dict[str, Any], m: dict[str, Any], out: TextIO) -> None:
               f"route {m['route'] or '-'}, redirect {m['redirect'] or '-'})\n")
 
 
-# ---------------------------------------------------------------------- export
-
 def _print_removed(m: dict[str, Any], out: TextIO) -> None:
     out.write(f"removed member {m['index']} {m['name']}\n")
 
+
+# ---------------------------------------------------------------------- export
 
 def _word(text: str) -> str:
     """One config argument, quoted when it holds blanks or quotes (the lexer's rules)."""

@@ -3,7 +3,8 @@
 httpd's mod_authz_host accepts a name only if the reverse lookup of the client address gives
 a name whose forward lookup gives the address back ("double-reverse"). Lookups run in the
 loop's executor with a time limit, so a slow resolver delays only the requests that need a
-name, and results (failures too) are cached per address for a short time.
+name, and results (failures too) are cached per address for a short time. Requests from one
+address that arrive while its lookup runs wait for that lookup rather than starting another.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class HostNames:
         self.timeout = timeout
         self.size = size
         self._cache: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[str | None]] = {}
 
     def cached(self, address: str) -> str | object | None:
         """The cached name (or None), or MISSING when a lookup is needed."""
@@ -35,7 +37,15 @@ class HostNames:
         return entry[0]
 
     async def resolve(self, address: str) -> str | None:
-        """Look ``address`` up (reverse, then forward-confirm) and cache the answer."""
+        """Look ``address`` up (reverse, then forward-confirm) and cache the answer. Callers
+        for one address share one lookup; a cancelled caller does not cancel it."""
+        lookup = self._pending.get(address)
+        if lookup is None:
+            lookup = self._pending[address] = asyncio.ensure_future(self._lookup(address))
+            lookup.add_done_callback(lambda _done: self._pending.pop(address, None))
+        return await asyncio.shield(lookup)
+
+    async def _lookup(self, address: str) -> str | None:
         loop = asyncio.get_running_loop()
         name: str | None = None
         try:

@@ -127,9 +127,6 @@ class HtpasswdFile:
             self._cache.popitem(last=False)
         return True
 
-    def __contains__(self, user: str) -> bool:
-        return user in self._users
-
     def _refresh(self) -> None:
         info = os.stat(self.path)
         if (info.st_mtime_ns, info.st_size) != self._stamp:

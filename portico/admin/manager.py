@@ -42,7 +42,7 @@ __all__ = [
     "balancer_manager", "effective_nonce", "find_balancer", "nonce_matches", "parse_lbfactor",
     "parse_lbset", "parse_lbmethod", "parse_maxattempts", "parse_member_url",
     "parse_route", "parse_sticky", "parse_timeout", "referer_matches", "remove_member",
-    "render_xml",
+    "render_xml", "sticky_setting",
 ]
 
 import functools
@@ -59,6 +59,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 from portico import SERVER_SOFTWARE
 from portico.config.model import WorkerParams
+from portico.config.urls import DEFAULT_PORTS
 from portico.proxy.local import LocalRequest, LocalResponse, handler
 from portico.state import layout as L
 from portico.state import persist
@@ -229,6 +230,15 @@ def effective_nonce(balancer: Any) -> str | None:
     if configured == "":
         return None
     return balancer.record.nonce
+
+
+def sticky_setting(record: Any) -> str:
+    """The balancer record's stickysession as ProxySet writes it: ``cookie``,
+    ``cookie|param``, or "" for none."""
+    cookie, url = record.sticky, record.sticky_path
+    if not cookie and not url:
+        return ""
+    return cookie if url in ("", cookie) else f"{cookie}|{url}"
 
 
 def nonce_matches(balancer: Any, given: str | None) -> bool:
@@ -487,9 +497,7 @@ def render_xml(pipeline: Any) -> str:
 
 def _xml_balancer(pipeline: Any, balancer: Any) -> list[str]:
     record = balancer.record
-    cookie, url = record.sticky, record.sticky_path
-    sticky = "" if not cookie and not url else (
-        cookie if url in ("", cookie) else f"{cookie}|{url}")
+    sticky = sticky_setting(record)
     lines = ["    <httpd:balancer>"]
     lines += _xml_elements("      ", [
         ("name", balancer.name), ("nonce", effective_nonce(balancer) or ""),
@@ -516,19 +524,18 @@ def _xml_worker(slot: Any, spec: Any) -> list[tuple[str, object]]:
     else:   # added in another process and not adopted here yet: read its URL
         parts = urlsplit(slot.name)
         scheme, host = parts.scheme, parts.hostname or ""
-        port = parts.port or {"https": 443, "wss": 443}.get(scheme, 80)
+        port = parts.port or DEFAULT_PORTS.get(scheme, 80)
     given = p.explicit
     factor = f"{slot.lbfactor / 100:.2f}"
     elements: list[tuple[str, object]] = [
         ("name", slot.name), ("scheme", scheme), ("hostname", host), ("loadfactor", factor),
         ("port", port), ("min", p.min), ("smax", p.smax if p.smax is not None else p.max),
         ("max", p.max), ("ttl", _num(p.ttl or 0))]
-    for key, value in (("timeout", p.timeout), ("acquire", p.acquire),
-                       ("recv_buffer_size", p.receivebuffersize),
-                       ("io_buffer_size", p.iobuffersize),
-                       ("keepalive", "On" if p.keepalive else "Off")):
-        param = {"recv_buffer_size": "receivebuffersize",
-                 "io_buffer_size": "iobuffersize"}.get(key, key)
+    for key, param, value in (("timeout", "timeout", p.timeout),
+                              ("acquire", "acquire", p.acquire),
+                              ("recv_buffer_size", "receivebuffersize", p.receivebuffersize),
+                              ("io_buffer_size", "iobuffersize", p.iobuffersize),
+                              ("keepalive", "keepalive", "On" if p.keepalive else "Off")):
         if param in given and value is not None:
             elements.append((key, _num(value) if isinstance(value, float) else value))
     elements.append(("status", status_string(slot.status).strip()))
@@ -588,11 +595,8 @@ def _balancer_section(pipeline: Any, balancer: Any, action: str) -> str:
     rows = [_member_row(n, slot, specs.get(slot.name)) for n, slot in enumerate(members)]
     forms = [_member_form(balancer, slot, specs.get(slot.name), action, nonce)
              for slot in members]
-    cookie, url = record.sticky, record.sticky_path
-    sticky_text = "(None)" if not cookie and not url else (
-        cookie if url in ("", cookie) else f"{cookie} | {url}")
-    sticky_value = "" if not cookie and not url else (
-        cookie if url in ("", cookie) else f"{cookie}|{url}")
+    sticky_value = sticky_setting(record)
+    sticky_text = sticky_value.replace("|", " | ") or "(None)"
     method = record.lbmethod
     options = "".join(
         f'<option value="{esc(m, quote=True)}"{" selected" if m == method.lower() else ""}>'

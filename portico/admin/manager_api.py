@@ -50,6 +50,7 @@ from portico.admin.manager import (
     parse_sticky,
     parse_timeout,
     remove_member,
+    sticky_setting,
 )
 from portico.proxy.local import LocalRequest, LocalResponse
 from portico.state.flags import status_string, to_letters
@@ -224,9 +225,7 @@ def _member_edit(body: dict[str, Any]) -> MemberEdit:
 def balancer_state(pipeline: Any, balancer: Any) -> dict[str, Any]:
     """One balancer as the API shows it (JSON-able)."""
     record = balancer.record
-    cookie, url = record.sticky, record.sticky_path
-    sticky = "" if not cookie and not url else (
-        cookie if url in ("", cookie) else f"{cookie}|{url}")
+    sticky = sticky_setting(record)
     members = pipeline.scoreboard.members(balancer.name)
     return {
         "name": balancer.name, "id": balancer.name.split("://", 1)[-1],

@@ -377,12 +377,8 @@ class WorkerSlot(_Slot):
         ``layout.LATENCY_BOUNDS`` entry then +Inf, *not* cumulative; sum in seconds).
         The count of observations is ``sum(counts)``. Each counter is read once, so the
         counts agree with each other, though another process may add meanwhile."""
-        q, carry, lane0, end, stride = (self._v.q, self._carry, self._lane0, self._lane_end,
-                                        self._stride)
-        counts = [q[carry + n] + sum(q[lane0 + n:end:stride])
-                  for n in range(_LAT0, _LAT0 + len(_BOUNDS) + 1)]
-        total_us = q[carry + _LAT_SUM] + sum(q[lane0 + _LAT_SUM:end:stride])
-        return counts, total_us / 1e6
+        counts = [self._counter(n) for n in range(_LAT0, _LAT0 + len(_BOUNDS) + 1)]
+        return counts, self._counter(_LAT_SUM) / 1e6
 
     def _counter(self, index: int) -> int:
         """Lane counter ``index`` (LANE_COUNTERS order): carry plus every lane."""

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from portico.admin.ctl import CtlError, export_config, resolve_member
+from tests.admin.managerkit import MANAGER_ROUTES, ctl, ctl_url, who
 from tests.support.idservers import IdServers
 from tests.support.lbclient import fetch
 from tests.support.lbconf import start_balanced
-from tests.support.proxy import REPO, Portico, free_port, run_cli, server_kind
+from tests.support.proxy import free_port, run_cli, server_kind
 
 needs_portico = pytest.mark.skipif(server_kind() != "portico", reason="portico's own API")
 
@@ -25,23 +24,7 @@ CONF = """\
     BalancerMember {{b}} route=rb
     ProxySet growth=1
 </Proxy>
-<Location "/balancer-manager">
-    SetHandler balancer-manager
-</Location>
-ProxyPass "/balancer-manager" !
-ProxyPass "/" "balancer://lb/"
-"""
-
-
-def ctl(proxy: Portico, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m portico ctl --url <proxy's manager> ARGS`` to completion."""
-    return ctl_url(proxy.url + "/balancer-manager", *args)
-
-
-def ctl_url(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "portico", "ctl", "--url", url, *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=20,
-                          stdin=subprocess.DEVNULL)
+""" + MANAGER_ROUTES
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> str:
@@ -56,12 +39,6 @@ def refused(result: subprocess.CompletedProcess[str]) -> str:
     assert result.stdout == ""
     assert result.stderr.startswith("portico ctl: ") and result.stderr.count("\n") == 1
     return result.stderr
-
-
-def who(proxy: Portico, n: int) -> Counter[str]:
-    answers = [fetch(proxy.port, f"/p/{i}") for i in range(n)]
-    assert all(a.status == 200 for a in answers), [a.status for a in answers]
-    return Counter(a.member for a in answers)
 
 
 @needs_portico

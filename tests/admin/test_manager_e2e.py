@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.admin.managerkit import MANAGER_ROUTES
 from tests.support.idservers import IdServers
 from tests.support.lbclient import fetch
 from tests.support.lbconf import start_balanced
@@ -26,12 +27,7 @@ CustomLog {{access_log}} pidstatus
     BalancerMember {{b}} route=rb
     ProxySet growth=1
 </Proxy>
-<Location "/balancer-manager">
-    SetHandler balancer-manager
-</Location>
-ProxyPass "/balancer-manager" !
-ProxyPass "/" "balancer://lb/"
-"""
+""" + MANAGER_ROUTES
 MANAGER = "/balancer-manager"
 
 

@@ -4,14 +4,13 @@ goes back to the configuration."""
 from __future__ import annotations
 
 import subprocess
-from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.admin.managerkit import MANAGER_ROUTES, who
 from tests.support.idservers import IdServers
-from tests.support.lbclient import fetch
 from tests.support.lbconf import start_balanced
 from tests.support.proxy import Portico, server_kind
 
@@ -25,12 +24,7 @@ BalancerPersist {{persist}}
     BalancerMember {{a}}
     BalancerMember {{b}}
 </Proxy>
-<Location "/balancer-manager">
-    SetHandler balancer-manager
-</Location>
-ProxyPass "/balancer-manager" !
-ProxyPass "/" "balancer://lb/"
-"""
+""" + MANAGER_ROUTES
 MANAGER = "/balancer-manager"
 
 
@@ -44,38 +38,32 @@ def _disable_a(proxy: Portico, servers: IdServers) -> None:
     assert r.status_code == 200
 
 
-def _who(proxy: Portico, n: int) -> Counter[str]:
-    answers = [fetch(proxy.port, f"/p/{i}") for i in range(n)]
-    assert all(a.status == 200 for a in answers)
-    return Counter(a.member for a in answers)
-
-
 def test_edits_survive_restart_and_reload_with_persist_on(tmp_path: Path) -> None:
     with IdServers(["a", "b"]) as servers:
         with start_balanced(CONF, tmp_path, servers, persist="On") as proxy:
             _disable_a(proxy, servers)
-            assert _who(proxy, 4) == {"b": 4}
+            assert who(proxy, 4) == {"b": 4}
         assert (tmp_path / "portico-balancers.json").exists()
         # A new process: the state file brings the edit back.
         with start_balanced(CONF, tmp_path, servers, persist="On") as proxy:
-            assert _who(proxy, 4) == {"b": 4}
+            assert who(proxy, 4) == {"b": 4}
             # A graceful reload keeps it too (in memory, with the settings).
             since = len(proxy.error_log)
             r = subprocess.run(Portico.command(proxy.conf, tmp_path, "-k", "graceful"),
                                timeout=10, capture_output=True, stdin=subprocess.DEVNULL)
             assert r.returncode == 0
             proxy.wait_for_log("error_log", "reloaded configuration", timeout=10, since=since)
-            assert _who(proxy, 4) == {"b": 4}
+            assert who(proxy, 4) == {"b": 4}
 
 
 def test_without_persist_a_restart_returns_to_the_config(tmp_path: Path) -> None:
     with IdServers(["a", "b"]) as servers:
         with start_balanced(CONF, tmp_path, servers, persist="Off") as proxy:
             _disable_a(proxy, servers)
-            assert _who(proxy, 4) == {"b": 4}
+            assert who(proxy, 4) == {"b": 4}
         assert not (tmp_path / "portico-balancers.json").exists()
         with start_balanced(CONF, tmp_path, servers, persist="Off") as proxy:
-            assert _who(proxy, 4) == {"a": 2, "b": 2}
+            assert who(proxy, 4) == {"a": 2, "b": 2}
 
 
 GROW = """\
@@ -83,19 +71,14 @@ GROW = """\
     BalancerMember {{a}}
     ProxySet growth=1
 </Proxy>
-<Location "/balancer-manager">
-    SetHandler balancer-manager
-</Location>
-ProxyPass "/balancer-manager" !
-ProxyPass "/" "balancer://lb/"
-"""
+""" + MANAGER_ROUTES
 
 
 @pytest.mark.parametrize("args", [(), ("-w", "2")])
 def test_a_member_added_in_the_manager_gets_traffic(tmp_path: Path, args: tuple) -> None:
     with IdServers(["a", "b"]) as servers, start_balanced(
             GROW, tmp_path, servers, extra_args=args) as proxy:
-        assert _who(proxy, 4) == {"a": 4}
+        assert who(proxy, 4) == {"a": 4}
         state = httpx.get(proxy.url + MANAGER + "/api/balancers", timeout=10).json()
         nonce = state["balancers"][0]["nonce"]
         form = {"b": "balancer://lb", "nonce": nonce, "b_nwrkr": servers.url("b"),
@@ -111,4 +94,4 @@ def test_a_member_added_in_the_manager_gets_traffic(tmp_path: Path, args: tuple)
                   "w_status_D": "0"}
         r = httpx.post(proxy.url + MANAGER, data=enable, headers=referer, timeout=10)
         assert r.status_code == 200, r.text
-        assert _who(proxy, 40) == {"a": 20, "b": 20}
+        assert who(proxy, 40) == {"a": 20, "b": 20}

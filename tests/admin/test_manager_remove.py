@@ -5,18 +5,15 @@ config cannot be removed."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from collections import Counter
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.admin.managerkit import MANAGER_ROUTES, ctl, who
 from tests.support.idservers import IdServers
-from tests.support.lbclient import fetch
 from tests.support.lbconf import start_balanced
-from tests.support.proxy import REPO, Portico, server_kind
+from tests.support.proxy import Portico, server_kind
 
 pytestmark = pytest.mark.skipif(server_kind() != "portico", reason="portico's own API")
 
@@ -25,22 +22,11 @@ CONF = """\
     BalancerMember {{a}}
     ProxySet growth=1
 </Proxy>
-<Location "/balancer-manager">
-    SetHandler balancer-manager
-</Location>
-ProxyPass "/balancer-manager" !
-ProxyPass "/" "balancer://lb/"
-"""
+""" + MANAGER_ROUTES
 
 
 def _api(proxy: Portico) -> str:
     return proxy.url + "/balancer-manager/api/balancers/lb"
-
-
-def _who(proxy: Portico, n: int) -> Counter[str]:
-    answers = [fetch(proxy.port, f"/p/{i}") for i in range(n)]
-    assert all(a.status == 200 for a in answers), [a.status for a in answers]
-    return Counter(a.member for a in answers)
 
 
 def _add_enabled(proxy: Portico, url: str, nonce: str) -> int:
@@ -62,10 +48,10 @@ def test_api_add_route_remove_and_reuse_the_slot(tmp_path: Path) -> None:
             state = httpx.get(_api(proxy), timeout=10).json()
             nonce = state["nonce"]
             headers = {"X-Portico-Nonce": nonce}
-            assert set(_who(proxy, 10)) == {"a"}
+            assert set(who(proxy, 10)) == {"a"}
             index = _add_enabled(proxy, servers.url("b"), nonce)
             assert index == 1
-            assert set(_who(proxy, 40)) == {"a", "b"}     # both processes route to it
+            assert set(who(proxy, 40)) == {"a", "b"}     # both processes route to it
             # a config member is refused (409), an unknown one is 404, no nonce is 403
             member = f"{_api(proxy)}/members"
             assert httpx.delete(f"{member}/0", headers=headers).status_code == 409
@@ -80,38 +66,32 @@ def test_api_add_route_remove_and_reuse_the_slot(tmp_path: Path) -> None:
             assert [m["name"] for m in after["members"]] == [servers.url("a")]
             assert after["growth_used"] == 0
             servers.reset()
-            assert set(_who(proxy, 40)) == {"a"}          # no process routes to b any more
+            assert set(who(proxy, 40)) == {"a"}          # no process routes to b any more
             assert servers.counts()["b"] == 0
             assert httpx.delete(f"{member}/1", headers=headers).status_code == 404
             # the freed slot takes a new member, which starts clean and gets traffic
             index = _add_enabled(proxy, servers.url("c"), nonce)
             added = httpx.get(f"{member}/{index}").json()
             assert (added["name"], added["route"], added["lbset"]) == (servers.url("c"), "", 0)
-            assert set(_who(proxy, 40)) == {"a", "c"}
+            assert set(who(proxy, 40)) == {"a", "c"}
 
 
 def test_ctl_remove(tmp_path: Path) -> None:
-    def ctl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "portico", "ctl", "--url",
-             proxy.url + "/balancer-manager", *args],
-            cwd=REPO, capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
-
     with IdServers(["a", "b"]) as servers, start_balanced(CONF, tmp_path, servers) as proxy:
-        done = ctl("add", "lb", servers.url("b"))
+        done = ctl(proxy, "add", "lb", servers.url("b"))
         assert done.returncode == 0, done.stderr
-        done = ctl("enable", "lb", servers.url("b"))
+        done = ctl(proxy, "enable", "lb", servers.url("b"))
         assert done.returncode == 0, done.stderr
-        assert set(_who(proxy, 10)) == {"a", "b"}
-        refused = ctl("remove", "lb", "0")
+        assert set(who(proxy, 10)) == {"a", "b"}
+        refused = ctl(proxy, "remove", "lb", "0")
         assert refused.returncode == 1 and refused.stdout == ""
         assert "409" in refused.stderr and "configured" in refused.stderr
-        done = ctl("remove", "lb", servers.url("b"))
+        done = ctl(proxy, "remove", "lb", servers.url("b"))
         assert done.returncode == 0, done.stderr
         assert done.stdout == f"removed member 1 {servers.url('b')}\n"
         servers.reset()
-        assert set(_who(proxy, 10)) == {"a"}
-        listed = ctl("list")
+        assert set(who(proxy, 10)) == {"a"}
+        listed = ctl(proxy, "list")
         assert servers.url("b") not in listed.stdout and servers.url("a") in listed.stdout
 
 

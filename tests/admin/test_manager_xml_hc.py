@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.admin.managerkit import MANAGER_ROUTES
 from tests.support.idservers import IdServers
 from tests.support.lbconf import start_balanced
 from tests.support.proxy import server_kind
@@ -22,12 +23,7 @@ CONF = """\
     BalancerMember {{b}} route=r<b>&amp hcmethod=GET hcuri=/health hcinterval=2 hcpasses=2 hcfails=3
     ProxySet growth=1 stickysession=JSESSIONID maxattempts=1
 </Proxy>
-<Location "/balancer-manager">
-    SetHandler balancer-manager
-</Location>
-ProxyPass "/balancer-manager" !
-ProxyPass "/" "balancer://lb/"
-"""
+""" + MANAGER_ROUTES
 NS = {"httpd": "http://httpd.apache.org"}
 
 
