@@ -38,7 +38,8 @@ class RequestContext:
         "body_bytes", "bytes_in", "aborted", "end_ns",
         "env", "notes", "request_trailers", "error_note", "body_limit",
         # balancing (§7.4, §7.5)
-        "balancer", "balancer_match", "member_index", "attempts", "vhost_runtime",
+        "balancer", "balancer_match", "member_index", "member_view", "attempts",
+        "vhost_runtime",
         "max_forwards", "sent_at", "status_line_len", "ping",
     )
 
@@ -90,6 +91,7 @@ class RequestContext:
         self.balancer: Any = None
         self.balancer_match: Any = None
         self.member_index = -1
+        self.member_view: Any = None   # the balancer's view the member was chosen in
         self.attempts = 0
         self.vhost_runtime: Any = None
         self.max_forwards: bytes | None = None

@@ -369,6 +369,7 @@ class Pipeline:
         spec = member.spec
         path = spec.path + bmatch.path  # concatenated as written, like httpd (§7.4)
         ctx.member_index = choice.index
+        ctx.member_view = balancer.view   # the index is a position in this view
         ctx.match = Match(bmatch.route, spec.key, spec.name + bmatch.path,
                           spec.host, spec.port, path or "/", balancer.name)
         env = ctx.env if ctx.env is not None else {}
@@ -423,7 +424,7 @@ class Pipeline:
         balancer = ctx.balancer
         if balancer is None or ctx.attempts >= balancer.params.maxattempts:
             return False
-        if balancer.usable(ctx.member_index):
+        if balancer.usable(ctx.member_view, ctx.member_index):
             return False  # httpd retries only while the failed member is unusable
         ctx.attempts += 1
         if not self._assign_member(ctx):

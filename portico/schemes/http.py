@@ -298,7 +298,7 @@ class HttpExchange:
         self.waiting = None
         self._pool = ctx.worker.pool_for(ctx.match.host, ctx.match.port)
         if ctx.balancer is not None:
-            ctx.balancer.start(ctx.member_index)
+            ctx.balancer.start(ctx.member_view, ctx.member_index)
         else:
             ctx.worker.slot.begin()
         conn = self._pool.take_idle()
@@ -539,8 +539,10 @@ class HttpExchange:
         ctx.status_line_len = 13 + (len(head.reason) + 1 if head.reason else 0)
         if ctx.balancer is not None:
             if conn is not None:
-                ctx.balancer.first_byte(ctx.member_index, conn.loop.time() - ctx.sent_at)
-            ctx.balancer.after_response(ctx.member_index, head.status, False)
+                ctx.balancer.first_byte(ctx.member_view, ctx.member_index,
+                                        conn.loop.time() - ctx.sent_at)
+            ctx.balancer.after_response(ctx.member_view, ctx.member_index, head.status,
+                                        False)
         settings = ctx.settings
         if settings.error_override and 400 <= head.status <= 599 and (
                 not settings.error_override_codes
@@ -739,11 +741,12 @@ class HttpExchange:
         balancer = ctx.balancer
         if balancer is not None:
             if error.kind in _FAILOVER_KINDS and not self._head_sent:
-                balancer.mark_error(ctx.member_index)  # §6.4: a connect failure → E
+                # §6.4: a connect failure → E
+                balancer.mark_error(ctx.member_view, ctx.member_index)
                 if self._failover():
                     return
             elif error.kind is UpstreamErrorKind.TIMEOUT:
-                balancer.after_response(ctx.member_index, None, True)
+                balancer.after_response(ctx.member_view, ctx.member_index, None, True)
         if self._head_sent:
             log.warning("backend %s failed mid-response: %s", ctx.match.url, error)
             ctx.aborted = True
@@ -756,7 +759,7 @@ class HttpExchange:
         ctx = self.ctx
         if ctx.balancer is not None:
             # bytraffic counts what httpd counts: the status line (no CRLF) and the body.
-            ctx.balancer.end(ctx.member_index, ctx.bytes_to_backend,
+            ctx.balancer.end(ctx.member_view, ctx.member_index, ctx.bytes_to_backend,
                              ctx.status_line_len + ctx.body_bytes, error)
         else:
             ctx.worker.slot.end(ctx.bytes_to_backend, ctx.bytes_from_backend, error)

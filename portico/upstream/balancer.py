@@ -198,34 +198,45 @@ class Balancer:
             with self.lock:
                 self.method.reset(self.view)
 
-    def _gone(self, index: int) -> bool:
-        """True when ``index`` no longer names a member (a request that began before an
-        added member was removed); its accounting is then dropped."""
-        return index >= len(self.view.members)
+    def _now_at(self, view: BalancerView, index: int) -> int:
+        """Where the member that was ``index`` in ``view`` (the view the request was
+        assigned in) is now: members added at run time move down when one before them is
+        removed. -1 when it was removed itself; its accounting is then dropped (its growth
+        slot may already serve another member)."""
+        if view is self.view:
+            return index
+        slot = view.members[index]
+        for position, member in enumerate(self.view.members):
+            if member is slot:
+                return position
+        return -1
 
-    def start(self, index: int) -> None:
-        """The request is about to go to member ``index``."""
-        if self._gone(index):
-            return
-        self.method.on_request_start(self.view, index, time.time())
+    def start(self, view: BalancerView, index: int) -> None:
+        """The request assigned to member ``index`` of ``view`` is about to go to it."""
+        index = self._now_at(view, index)
+        if index >= 0:
+            self.method.on_request_start(self.view, index, time.time())
 
-    def first_byte(self, index: int, ttfb: float) -> None:
-        if self._gone(index):
-            return
-        self.method.on_first_byte(self.view, index, ttfb, time.time())
+    def first_byte(self, view: BalancerView, index: int, ttfb: float) -> None:
+        index = self._now_at(view, index)
+        if index >= 0:
+            self.method.on_first_byte(self.view, index, ttfb, time.time())
 
-    def end(self, index: int, sent: int, received: int, error: bool) -> None:
-        """The request on member ``index`` finished (exactly once per ``start``)."""
-        if self._gone(index):
+    def end(self, view: BalancerView, index: int, sent: int, received: int,
+            error: bool) -> None:
+        """The request on member ``index`` of ``view`` finished (once per ``start``)."""
+        index = self._now_at(view, index)
+        if index < 0:
             return
         self.method.on_request_end(self.view, index, sent=sent, received=received,
                                    now=time.time())
         if error:
             self.view.members[index].add_errors(1)
 
-    def mark_error(self, index: int) -> None:
-        """Put member ``index`` into error (E) unless it ignores errors (§6.4)."""
-        if self._gone(index):
+    def mark_error(self, view: BalancerView, index: int) -> None:
+        """Put member ``index`` of ``view`` into error (E) unless it ignores errors (§6.4)."""
+        index = self._now_at(view, index)
+        if index < 0:
             return
         slot = self.view.members[index]
         if slot.status & IGNORE_ERRORS:
@@ -233,15 +244,13 @@ class Balancer:
         slot.error_time = time.time()
         slot.set_flags(ERROR)
 
-    def usable(self, index: int) -> bool:
-        if self._gone(index):
-            return False
-        return is_usable(self.view.members[index].status)
+    def usable(self, view: BalancerView, index: int) -> bool:
+        index = self._now_at(view, index)
+        return index >= 0 and is_usable(self.view.members[index].status)
 
-    def after_response(self, index: int, status: int | None, timed_out: bool) -> None:
+    def after_response(self, view: BalancerView, index: int, status: int | None,
+                       timed_out: bool) -> None:
         """post_request: failonstatus and failontimeout (§7.1), skipped for ``I`` members."""
-        if self._gone(index):
-            return
         p = self.params.config
         if (status is not None and status in p.failonstatus) or (timed_out and p.failontimeout):
-            self.mark_error(index)
+            self.mark_error(view, index)

@@ -5,13 +5,15 @@ config cannot be removed."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.admin.managerkit import MANAGER_ROUTES, ctl, who
-from tests.support.idservers import IdServers
+from tests.support.idservers import IdServers, wait_until
+from tests.support.lbclient import fetch
 from tests.support.lbconf import start_balanced
 from tests.support.proxy import Portico, server_kind
 
@@ -119,3 +121,44 @@ def test_scoreboard_remove_worker_frees_a_clean_slot() -> None:
             board.worker("http://b", "balancer://lb")
     finally:
         board.close()
+
+
+GROWN = CONF.replace("growth=1", "growth=2")
+
+
+def _busy(proxy: Portico, name: str) -> int:
+    members = httpx.get(_api(proxy), timeout=10).json()["members"]
+    return next(m["busy"] for m in members if m["name"] == name)
+
+
+def test_a_request_in_flight_ends_on_its_member_after_one_before_it_went(tmp_path: Path):
+    """Added members move down when one before them is removed. A request already on a
+    member that moved must still settle on that member: its busy count goes back to 0
+    (it stayed at 1 when the end was counted by the old position)."""
+    with IdServers(["a", "b", "c"]) as servers, \
+            start_balanced(GROWN, tmp_path, servers) as proxy:
+        nonce = httpx.get(_api(proxy), timeout=10).json()["nonce"]
+        headers = {"X-Portico-Nonce": nonce}
+        assert _add_enabled(proxy, servers.url("b"), nonce) == 1
+        assert _add_enabled(proxy, servers.url("c"), nonce) == 2
+        for index in (0, 1):   # only c takes requests
+            r = httpx.patch(f"{_api(proxy)}/members/{index}", json={"status": {"D": True}},
+                            headers=headers, timeout=10)
+            assert r.status_code == 200, r.text
+        servers.set_delay("c", 1.5)
+        answers: list = []
+        slow = threading.Thread(target=lambda: answers.append(fetch(proxy.port, "/p/slow")))
+        slow.start()
+        try:
+            assert wait_until(lambda: _busy(proxy, servers.url("c")) == 1)
+            r = httpx.delete(f"{_api(proxy)}/members/1", headers=headers, timeout=10)
+            assert r.status_code == 200, r.text
+            # The next request makes the process take the new member list (c is now at
+            # position 1) while the first one is still on c.
+            after = fetch(proxy.port, "/p/after")
+        finally:
+            slow.join(15)
+        assert [a.member for a in answers] == ["c"] and after.member == "c"
+        assert answers[0].status == 200 and after.status == 200
+        assert wait_until(lambda: _busy(proxy, servers.url("c")) == 0), \
+            httpx.get(_api(proxy), timeout=10).json()["members"]
