@@ -130,10 +130,19 @@ def _vhost(
     )
 
 
+# Settings a virtual host adds to the main server's instead of replacing them (httpd merges
+# mod_setenvif's and mod_env's server configs that way).
+_APPENDED = ("env_early", "env_fixed")
+
+
 def _merge_settings(base: ProxySettings, scope: ServerScope) -> ProxySettings:
     tls = dataclasses.replace(base.tls, **scope.tls)  # type: ignore[arg-type]
     documents = _merge_documents(base.error_documents, scope.error_documents)
-    return dataclasses.replace(base, **scope.settings, tls=tls,  # type: ignore[arg-type]
+    own = dict(scope.settings)
+    for name in _APPENDED:
+        if name in own:
+            own[name] = (*getattr(base, name), *own[name])  # type: ignore[misc]
+    return dataclasses.replace(base, **own, tls=tls,  # type: ignore[arg-type]
                                error_documents=documents)
 
 
@@ -148,6 +157,8 @@ def _locations(scopes: list[LocationScope], settings: ProxySettings) -> tuple[Lo
     specs = []
     for scope in scopes:
         overrides = dict(scope.overrides)
+        env_late = tuple(overrides.pop("env_late", ()))  # type: ignore[arg-type]
+        env_fixed = tuple(overrides.pop("env_fixed", ()))  # type: ignore[arg-type]
         if scope.error_documents:
             # Stored complete (host's documents merged with the Location's) so applying the
             # override replaces the field without losing the host's other codes.
@@ -158,6 +169,7 @@ def _locations(scopes: list[LocationScope], settings: ProxySettings) -> tuple[Lo
             proxy_pass=scope.proxy_pass, reverse=tuple(scope.reverse),
             cookie_domains=tuple(scope.cookie_domains), cookie_paths=tuple(scope.cookie_paths),
             handler=scope.handler, overrides=MappingProxyType(overrides),
+            env_late=env_late, env_fixed=env_fixed,
         ))
     return tuple(specs)
 

@@ -19,6 +19,8 @@ __all__ = [
     "BalancerSpec",
     "CoreSettings",
     "EncodedSlashes",
+    "EnvCondition",
+    "EnvSet",
     "HC_TEMPLATE_KEYS",
     "HCExpr",
     "HCTemplate",
@@ -29,6 +31,7 @@ __all__ = [
     "ReverseRule",
     "Route",
     "RouteKind",
+    "SETENVIF_ATTRIBUTES",
     "ServerConfig",
     "Source",
     "TLSClientSettings",
@@ -100,6 +103,37 @@ class TLSClientSettings:
     cipher_suite_tls13: str | None = None  # SSLProxyCipherSuite TLSv1.3 ...
 
 
+# mod_setenvif's named request facts (any other attribute is a header or variable name).
+SETENVIF_ATTRIBUTES = frozenset({"Remote_Host", "Remote_Addr", "Server_Addr", "Request_Method",
+                                 "Request_Protocol", "Request_URI"})
+
+
+@dataclass(frozen=True, slots=True)
+class EnvSet:
+    """One variable a rule sets (``value``) or removes (``value`` None): ``name=value``,
+    ``name`` (value "1") or ``!name`` in SetEnvIf; SetEnv, UnsetEnv and PassEnv too."""
+
+    name: str
+    value: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EnvCondition:
+    """SetEnvIf / SetEnvIfNoCase / BrowserMatch* (``pattern`` over ``attribute``) or
+    SetEnvIfExpr (``expr``): when it holds, ``sets`` apply in order (mod_setenvif).
+
+    ``attribute`` is one of mod_setenvif's request facts (``Remote_Addr``, ...), a request
+    header name, or an environment variable set by an earlier rule; ``attribute_pattern`` is
+    set when the attribute is itself a regular expression over header names."""
+
+    attribute: str
+    pattern: re.Pattern[str] | None
+    sets: tuple[EnvSet, ...]
+    source: Source
+    attribute_pattern: re.Pattern[str] | None = None
+    expr: Expr | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ProxySettings:
     """The proxy behaviour switches that merge server → vhost → Location (httpd semantics)."""
@@ -133,6 +167,15 @@ class ProxySettings:
     auth_type: str | None = None
     auth_name: str | None = None
     auth_user_file: HtpasswdFile | None = None
+    # The request environment. ``env_early``: server-level SetEnvIf* rules (main server's
+    # first), which run before routing (httpd's post_read_request), so they can set
+    # no-proxy and the variables ProxyPass interpolates. ``env_late``: SetEnvIf* rules of
+    # the matching Locations, in merge order (header_parser). ``env_fixed``: SetEnv, UnsetEnv
+    # and PassEnv, server's then Locations' (fixups). Env rules of a Location add to these
+    # rather than replace them (see LocationSpec.env_late).
+    env_early: tuple[EnvCondition, ...] = ()
+    env_late: tuple[EnvCondition, ...] = ()
+    env_fixed: tuple[EnvSet, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +327,8 @@ class LocationSpec:
     cookie_domains: tuple[ReverseRule, ...] = ()
     cookie_paths: tuple[ReverseRule, ...] = ()
     handler: str | None = None               # SetHandler value
+    env_late: tuple[EnvCondition, ...] = ()  # this Location's SetEnvIf* rules
+    env_fixed: tuple[EnvSet, ...] = ()       # this Location's SetEnv/UnsetEnv/PassEnv
     overrides: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
 

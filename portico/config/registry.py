@@ -41,12 +41,12 @@ _log = logging.getLogger("portico.config")
 #: <IfVersion>), so stock Debian configs take their intended branches.
 IMPLEMENTED_MODULES: frozenset[str] = frozenset({
     "core", "http", "proxy", "proxy_http", "log_config", "logio", "ssl", "unixd", "mpm_event",
-    "authz_core", "version", "proxy_balancer", "authz_host", "status",
+    "authz_core", "version", "proxy_balancer", "authz_host", "status", "setenvif", "env",
 })
 
 #: Area modules whose tables make up the default registry.
-_AREAS = ("core", "proxy", "balancer", "hcheck", "log", "ssl", "access", "status", "ignored",
-          "foreign")
+_AREAS = ("core", "proxy", "balancer", "hcheck", "log", "ssl", "access", "status", "env",
+          "ignored", "foreign")
 
 
 class Context(enum.Flag):

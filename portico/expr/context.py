@@ -32,6 +32,9 @@ class EvalContext:
     method: str = "GET"
     uri: str = "/"
     variables: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    # Set when ``headers`` are a request's and the response is known too (an access log's
+    # expr=): resp() reads these then.
+    response_headers: Mapping[str, str] | None = None
     _lowered: dict[str, str] | None = field(default=None, init=False, repr=False,
                                             compare=False)
     _text: str | None = field(default=None, init=False, repr=False, compare=False)
@@ -43,6 +46,17 @@ class EvalContext:
             lowered = {key.lower(): value for key, value in self.headers.items()}
             self._lowered = lowered
         return lowered.get(name.lower(), "")
+
+    def response_header(self, name: str) -> str:
+        """The response header ``name`` (any case): from ``response_headers`` when set."""
+        response = self.response_headers
+        if response is None:
+            return self.header(name)
+        name = name.lower()
+        for key, value in response.items():
+            if key.lower() == name:
+                return value
+        return ""
 
     def body_text(self) -> str:
         """The body as text (decoded once)."""

@@ -265,11 +265,15 @@ def _unary(node: UnaryTest) -> CondFn:
         return lambda run: operand(run) == ""
     if node.op == "T":
         return lambda run: operand(run).lower() not in _FALSY
+    if node.op == "R":   # the client's address is in this network: -ipmatch on REMOTE_ADDR
+        _, constant = _word(node.operand)
+        return _ipmatch(lambda run: run.ctx.variables.get("REMOTE_ADDR", ""), operand, constant,
+                        node.column)
     if node.op in _UNSUPPORTED_UNARY:
         reason = "file and user tests have nothing to test in portico"
     else:
         reason = "unknown unary operator"
-    raise ExprError(f"-{node.op}: {reason} (supported: -n, -z, -T)", column=node.column)
+    raise ExprError(f"-{node.op}: {reason} (supported: -n, -z, -T, -R)", column=node.column)
 
 
 def _binary(node: BinaryTest) -> CondFn:

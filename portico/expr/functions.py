@@ -28,6 +28,8 @@ _PASS_THROUGH = (
     "REMOTE_ADDR", "REMOTE_PORT", "REMOTE_HOST", "SERVER_NAME", "SERVER_PORT", "SERVER_ADDR",
     "SERVER_PROTOCOL", "REQUEST_SCHEME", "HTTPS", "HTTP_HOST", "THE_REQUEST", "IPV6",
     "DOCUMENT_ROOT", "REQUEST_FILENAME", "SCRIPT_FILENAME", "PATH_INFO", "HANDLER",
+    "HTTP_ACCEPT", "HTTP_COOKIE", "HTTP_FORWARDED", "HTTP_PROXY_CONNECTION", "HTTP_REFERER",
+    "HTTP_USER_AGENT",
 )
 
 
@@ -71,8 +73,12 @@ FUNCTIONS: dict[str, Function] = {
     "hc": _hc,
     # In a health check the headers worth reading are the backend's response headers, so
     # %{HTTP:X} / http('X') read them too (httpd's would read the empty request headers).
-    "resp": lambda ctx, arg: ctx.header(arg),
+    "resp": lambda ctx, arg: ctx.response_header(arg),
     "http": lambda ctx, arg: ctx.header(arg),
+    # req()/req_novary() name the request's fields: in a request condition (SetEnvIfExpr)
+    # the context's headers are the request's; in a health check they read what http() does.
+    "req": lambda ctx, arg: ctx.header(arg),
+    "req_novary": lambda ctx, arg: ctx.header(arg),
     "env": lambda ctx, arg: ctx.variables.get(arg, ""),
     "reqenv": lambda ctx, arg: ctx.variables.get(arg, ""),
     "tolower": lambda ctx, arg: arg.lower(),

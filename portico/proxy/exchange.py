@@ -12,6 +12,8 @@ __all__ = ["RequestContext"]
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from portico.config.model import ProxySettings, VirtualHost
     from portico.protocols.events import RequestHead
     from portico.proxy.reverse import ReverseMapper
@@ -41,6 +43,8 @@ class RequestContext:
         "balancer", "balancer_match", "member_index", "member_view", "attempts",
         "vhost_runtime",
         "max_forwards", "sent_at", "status_line_len", "ping",
+        # mod_proxy's environment switches (§4.8), set by the pipeline when env sets them
+        "suppress_interim", "fresh_backend", "extra_crlf", "spool_head",
     )
 
     def __init__(self, front: Any, head: RequestHead, start_ns: int) -> None:
@@ -98,3 +102,8 @@ class RequestContext:
         self.sent_at = 0.0
         self.status_line_len = 0
         self.ping = 0.0
+        self.suppress_interim = False   # proxy-interim-response=Suppress
+        self.fresh_backend = False      # proxy-initial-not-pooled, first request
+        self.extra_crlf = False         # proxy-sendextracrlf
+        # proxy-sendcl: the whole body is gathered first; this builds the head for its length
+        self.spool_head: Callable[[int], bytes] | None = None

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from portico.admin.basicauth import authorize
@@ -31,12 +32,13 @@ from portico.config.urls import parse_backend_url
 from portico.errors import ConfigError
 from portico.protocols.events import BodyKind, RequestHead
 from portico.protocols.http1 import RequestLimits
+from portico.proxy.environment import RequestFacts, apply_sets, run_conditions
 from portico.proxy.exchange import RequestContext
 from portico.proxy.headers import BackendRequest, build_request_head, max_forwards_action
 from portico.proxy.local import LocalExchange, lookup
 from portico.proxy.reverse import ReverseMapper
 from portico.proxy.routing import Match, Router, VhostSelector
-from portico.proxy.uri import BadTarget, parse_target
+from portico.proxy.uri import BadTarget, ParsedTarget, parse_target
 from portico.schemes.http import HttpExchange
 from portico.state.scoreboard import Scoreboard, WorkerSlot
 from portico.upstream.balancer import Balancer
@@ -90,11 +92,14 @@ class _Decision:
     mapper and, for a plain worker route, the worker. Never mutated once stored."""
 
     __slots__ = ("locations", "mapper", "match", "path", "query", "route_error", "settings",
-                 "worker")
+                 "target", "uses_env", "worker")
 
-    def __init__(self, target, locations: tuple, settings: ProxySettings) -> None:
+    def __init__(self, target: ParsedTarget, locations: tuple,
+                 settings: ProxySettings) -> None:
+        self.target = target
         self.path = target.path
         self.query = target.query
+        self.uses_env = False   # environment rules run (and may reroute) for each request
         self.locations = locations
         self.settings = settings
         self.match: Match | None = None
@@ -204,6 +209,10 @@ class Pipeline:
         ctx.query = decision.query
         settings = ctx.settings = decision.settings
         locations = decision.locations
+        if decision.uses_env:
+            decision = self._environment(ctx, vrt, decision)
+            if decision is None:
+                return None
         # Access control (§19), before anything else looks at the request: Require rules of
         # the matching Locations, compiled at load (portico.admin.access), with Basic auth
         # only when a rule needs a user (portico.admin.basicauth).
@@ -290,9 +299,31 @@ class Pipeline:
         if settings is not vrt.vhost.settings:
             # AllowEncodedSlashes may differ inside a Location
             target = parse_target(raw_target, settings.allow_encoded_slashes)
+        if any(loc.env_late or loc.env_fixed for loc, _ in locations):
+            # a Location's environment rules add to what is inherited (httpd's merge)
+            settings = replace(
+                settings,
+                env_late=settings.env_late + sum((loc.env_late for loc, _ in locations), ()),
+                env_fixed=settings.env_fixed + sum((loc.env_fixed for loc, _ in locations),
+                                                   ()))
         decision = _Decision(target, tuple(locations), settings)
+        decision.uses_env = bool(vrt.vhost.settings.env_early or settings.env_late
+                                 or settings.env_fixed
+                                 or (settings.interpolate_env
+                                     and getattr(router, "interpolates", False)))  # TEMP-ENV
+        self._route(vrt, decision, None)
+        decisions = vrt.decisions
+        if len(decisions) >= _MAX_DECISIONS:
+            decisions.clear()   # many distinct targets: start over rather than track age
+        decisions[raw_target] = decision
+        return decision
+
+    def _route(self, vrt: _VhostRuntime, decision: _Decision,
+               env: dict[str, str] | None) -> None:
+        """Fill in the decision's route, reverse mapper and worker (``env``: interpolate)."""
+        locations = decision.locations
         try:
-            decision.match = router.route(target, locations)
+            decision.match = vrt.router.route(decision.target, locations)  # TEMP-ENV
         except BadTarget as exc:
             decision.route_error = exc.status
         if decision.match is not None:
@@ -300,13 +331,44 @@ class Pipeline:
             for loc, _ in locations:
                 if loc.reverse or loc.cookie_domains or loc.cookie_paths:
                     mapper = vrt.location_mappers[id(loc)]
+            if mapper is not None and env is not None and mapper.interpolates:
+                mapper = mapper.with_env(env)
             decision.mapper = mapper
             if decision.match.balancer is None:
                 decision.worker = self.workers.get(decision.match.worker)
-        decisions = vrt.decisions
-        if len(decisions) >= _MAX_DECISIONS:
-            decisions.clear()   # many distinct targets: start over rather than track age
-        decisions[raw_target] = decision
+
+    def _environment(self, ctx: RequestContext, vrt: _VhostRuntime,
+                     decision: _Decision) -> _Decision | None:
+        """Run the environment rules around routing (§4.8; httpd's post_read_request,
+        header_parser and fixups), for a host or Location that has any. Returns the
+        decision to go on with: the cached one, or one routed with this request's
+        variables (``interpolate``); None when the request was answered here."""
+        head = ctx.head
+        front = ctx.front
+        env = ctx.env if ctx.env is not None else {}
+        ctx.env = env
+        early = vrt.vhost.settings.env_early
+        if early:
+            # Before the URI is decoded, as in httpd: Request_URI is the path as sent.
+            raw_path = head.target.partition(b"?")[0].decode("latin-1")
+            run_conditions(early, env, RequestFacts(front.peer_ip, front.local_ip,
+                                                    head.method, head.version, raw_path,
+                                                    head.headers))
+        settings = decision.settings
+        if settings.interpolate_env and getattr(vrt.router, "interpolates", False):  # TEMP-ENV
+            routed = _Decision(decision.target, decision.locations, settings)
+            self._route(vrt, routed, env)
+            decision = routed
+        if "no-proxy" in env:
+            # ProxyPass is skipped (§2.1.2); a Location's handler may still answer.
+            unrouted = _Decision(decision.target, decision.locations, settings)
+            decision = unrouted
+        if settings.env_late:
+            run_conditions(settings.env_late, env, RequestFacts(
+                front.peer_ip, front.local_ip, head.method, head.version, decision.path,
+                head.headers))
+        if settings.env_fixed:
+            apply_sets(settings.env_fixed, env)
         return decision
 
     def _grow_member(self, balancer: str, slot: WorkerSlot) -> Worker | None:
@@ -459,18 +521,33 @@ class Pipeline:
         body_kind = head.body_kind
         forward_expect = False
         add_expect = False
+        env = ctx.env
+        switches = _switches(env) if env else None
+        if switches is not None:
+            close = ctx.close_backend = close or switches.close
+            ctx.suppress_interim = switches.suppress_interim
+            ctx.fresh_backend = switches.initial_not_pooled and not ctx.front.requests_served
+            ctx.extra_crlf = switches.extra_crlf
         if head.expect_continue:
-            if settings.proxy_100_continue:
+            if settings.proxy_100_continue and (switches is None or not switches.http10):
                 forward_expect = True
             else:
                 ctx.front.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 ctx.sent_continue = True
         if body_kind:   # BodyKind.NONE is 0
             chunked = ctx.request_chunked = body_kind == _CHUNKED
+            if chunked and switches is not None and switches.send_length:
+                # proxy-sendcl / force-proxy-request-1.0: the body is spooled and goes with
+                # a Content-Length (HttpExchange, see _spooled_head).
+                chunked = ctx.request_chunked = False
+                ctx.spool_head = _spooled_head(ctx, head, host_value, vrt.server_name,
+                                               via_name, close, max_forwards, settings,
+                                               switches.http10)
             # ping= (§4.5): on requests with a body, ask the backend for a 100 Continue first
             # and give up (503, which fails over) if none comes within `ping` seconds.
-            ctx.ping = plan.ping
-            add_expect = bool(plan.ping) and not forward_expect
+            if switches is None or not switches.http10:
+                ctx.ping = plan.ping
+                add_expect = bool(plan.ping) and not forward_expect
         else:
             chunked = False
         request = BackendRequest(
@@ -478,7 +555,13 @@ class Pipeline:
             vrt.server_name, via_name, head.version,
             None if chunked else head.content_length, chunked, close, forward_expect,
             max_forwards, add_expect)
-        ctx.backend_head = build_request_head(request, head.headers, settings)
+        backend_head = build_request_head(request, head.headers, settings)
+        if switches is not None:
+            if switches.http10:
+                backend_head = _as_http10(backend_head)
+            if switches.extra_crlf and not body_kind:
+                backend_head += b"\r\n"   # with a body, the exchange sends it after the body
+        ctx.backend_head = backend_head
 
     # -- logging --------------------------------------------------------------------------
     def log_request(self, front: FrontConnection, ctx: RequestContext) -> None:
@@ -494,6 +577,60 @@ class Pipeline:
     def close(self) -> None:
         for worker in self.workers.values():
             worker.close()
+
+
+class _Switches:
+    """mod_proxy's environment switches for one request (reference §4.8)."""
+
+    __slots__ = ("close", "extra_crlf", "http10", "initial_not_pooled", "send_length",
+                 "suppress_interim")
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.http10 = "force-proxy-request-1.0" in env
+        self.close = self.http10 or "proxy-nokeepalive" in env
+        # force-proxy-request-1.0 implies proxy-sendcl: an HTTP/1.0 backend knows no chunks
+        self.send_length = self.http10 or "proxy-sendcl" in env
+        # proxy-sendchunked changes nothing here: a sized body keeps its length (no input
+        # filter can change it) and a chunked one is streamed chunked anyway, as in httpd.
+        self.suppress_interim = env.get("proxy-interim-response", "").lower() == "suppress"
+        self.initial_not_pooled = "proxy-initial-not-pooled" in env
+        self.extra_crlf = "proxy-sendextracrlf" in env
+
+
+_SWITCH_NAMES = frozenset({
+    "force-proxy-request-1.0", "proxy-nokeepalive", "proxy-sendcl", "proxy-interim-response",
+    "proxy-initial-not-pooled", "proxy-sendextracrlf"})
+
+
+def _switches(env: Mapping[str, str]) -> _Switches | None:
+    """The switches set in ``env``, or None when it sets none (the usual case: only the
+    balancer's variables)."""
+    if _SWITCH_NAMES.isdisjoint(env):
+        return None
+    return _Switches(env)
+
+
+def _as_http10(head: bytes) -> bytes:
+    """The request line says HTTP/1.0 (the target holds no spaces, so the first match is it)."""
+    return head.replace(b" HTTP/1.1\r\n", b" HTTP/1.0\r\n", 1)
+
+
+def _spooled_head(ctx: RequestContext, head: RequestHead, host_value: bytes,
+                  server_name: str, via_name: str, close: bool,
+                  max_forwards: bytes | None, settings: ProxySettings, http10: bool):
+    """The head to send once a spooled body's length is known."""
+    assert ctx.match is not None
+    target = ctx.match.path.encode("latin-1")
+    peer_ip = ctx.front.peer_ip
+
+    def build(length: int) -> bytes:
+        request = BackendRequest(head.method, target, host_value, peer_ip, server_name,
+                                 via_name, head.version, length, False, close, False,
+                                 max_forwards, False)
+        built = build_request_head(request, head.headers, settings)
+        return _as_http10(built) if http10 else built
+
+    return build
 
 
 class _AwaitingHostName:
@@ -575,8 +712,8 @@ class _BackendPlan:
     """What a request to one worker under one settings scope always gets (cached per pair)."""
 
     __slots__ = ("acquire_wait", "bad_header", "close_backend", "connect_timeout",
-                 "host_value", "ping", "response_field_size", "settings", "sni", "timeout",
-                 "via")
+                 "host_value", "io_buffer_size", "ping", "response_field_size", "settings",
+                 "sni", "timeout", "via")
 
     def __init__(self, worker: Worker, settings: ProxySettings, core) -> None:
         spec = worker.spec
@@ -587,6 +724,11 @@ class _BackendPlan:
         self.connect_timeout = worker.connect_timeout_for(settings, core)
         self.acquire_wait = worker.acquire_wait(settings, core)
         self.response_field_size = spec.params.responsefieldsize or 8192
+        # iobuffersize= if the worker sets it, else ProxyIOBufferSize; at most what one
+        # read buffer holds (schemes/http.py)
+        io_size = (spec.params.iobuffersize if "iobuffersize" in spec.params.explicit
+                   else settings.iobuffersize)
+        self.io_buffer_size = min(io_size, 256 * 1024)
         self.bad_header = settings.bad_header.value
         self.via = settings.via.value in ("on", "full")
         self.close_backend = not spec.params.enablereuse

@@ -29,6 +29,7 @@ from portico.protocols.events import (
     InformationalHead,
     ResponseHead,
 )
+from portico.protocols.hop import RESPONSE_HOP_BY_HOP
 from portico.protocols.http1 import LAST_CHUNK, ResponseParser, chunk_frames, encode_trailers
 from portico.proxy.headers import ResponseFraming, build_response_head
 from portico.server.flow import Flow
@@ -44,6 +45,9 @@ log = logging.getLogger("portico.proxy")
 
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _REPLAY_LIMIT = 64 * 1024   # request body kept for a retry on a fresh connection
+# proxy-sendcl / force-proxy-request-1.0 gather a chunked body in memory to learn its length;
+# a larger one is refused with 413 rather than held (docs/compat.md).
+SPOOL_LIMIT = 16 * 1024 * 1024
 # Failures that httpd's handler reports as 503 and that move a balanced request to another
 # member (§7.5): the request never reached the backend.
 _FAILOVER_KINDS = frozenset({UpstreamErrorKind.CONNECT, UpstreamErrorKind.CONNECT_TIMEOUT,
@@ -66,11 +70,15 @@ _HEAD_READS = _LARGE_READS[:8192]
 class HttpBackend(asyncio.BufferedProtocol):
     """A pooled HTTP/1.1 connection to a backend; serves one exchange at a time."""
 
-    __slots__ = ("_client_paused", "_deadline", "_timer", "_timeout", "bytes_read", "closed",
+    __slots__ = ("_client_paused", "_deadline", "_head_reads", "_timer", "_timeout",
+                 "bytes_read", "closed",
                  "exchange", "flow", "head_view", "idle_since", "loop", "parser", "pool",
                  "read_view", "splice_fd", "transport")
 
-    def __init__(self, pool: Pool, max_field_size: int, bad_header: str) -> None:
+    def __init__(self, pool: Pool, max_field_size: int, bad_header: str,
+                 head_reads: int = 8192) -> None:
+        """``head_reads``: the most one read takes while a head is expected on a socket
+        whose body may be spliced (ProxyIOBufferSize / iobuffersize)."""
         self.pool = pool
         self.parser = ResponseParser(max_field_size=max_field_size, bad_header=bad_header)
         self.exchange: HttpExchange | None = None
@@ -90,6 +98,7 @@ class HttpBackend(asyncio.BufferedProtocol):
         self.splice_fd = -1   # the socket, when a body can be spliced from it (no TLS)
         # Where reads go while a head is expected (set again for each exchange), and now.
         self.head_view = self.read_view = _LARGE_READS
+        self._head_reads = head_reads
 
     # -- transport callbacks ------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -97,7 +106,8 @@ class HttpBackend(asyncio.BufferedProtocol):
         self.transport = transport  # type: ignore[assignment]
         self.splice_fd = splice_fd(transport)
         if self.splice_fd >= 0:
-            self.head_view = _HEAD_READS
+            size = self._head_reads
+            self.head_view = _HEAD_READS if size == 8192 else _LARGE_READS[:size]
 
     def get_buffer(self, sizehint: int) -> memoryview:
         """The transport reads into this (see ``_READ_BUFFER``)."""
@@ -266,7 +276,7 @@ class HttpExchange:
     __slots__ = ("_backend", "_body_kept", "_connect_task", "_override", "_pending",
                  "_replayable", "_request_done", "_response_framing", "_retried",
                  "_head_sent", "ctx", "front", "_finished", "waiting", "_held", "_ping_timer",
-                 "_pool", "_chunked_out", "_source_paused", "_relay")
+                 "_pool", "_chunked_out", "_source_paused", "_relay", "_spooled")
 
     def __init__(self, ctx: RequestContext) -> None:
         self.ctx = ctx
@@ -290,22 +300,35 @@ class HttpExchange:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._source_paused = False   # we stopped the backend's reads: the client is slow
         self._relay: SpliceRelay | None = None   # the body is being spliced (server/splice.py)
+        self._spooled = -1   # bytes gathered while spooling (proxy-sendcl); -1: not spooling
 
     # -- request side ---------------------------------------------------------------------
     def start(self) -> None:
         """Send the request head on a pooled connection, or start connecting."""
         ctx = self.ctx
         self.waiting = None
+        if ctx.spool_head is not None:
+            if not self._request_done:
+                # Gather the whole body first; on_request_end starts the exchange again.
+                self._spooled = sum(map(len, self._pending))
+                if ctx.resume_client_on_attach:
+                    ctx.resume_client_on_attach = False
+                    self.front.resume_reading()
+                return
+            # _pending holds the whole body now, and the extra CRLF after it if asked for
+            length = sum(map(len, self._pending)) - (2 if ctx.extra_crlf else 0)
+            ctx.backend_head = ctx.spool_head(length)
         self._pool = ctx.worker.pool_for(ctx.match.host, ctx.match.port)
         if ctx.balancer is not None:
             ctx.balancer.start(ctx.member_view, ctx.member_index)
         else:
             ctx.worker.slot.begin()
-        conn = self._pool.take_idle()
+        conn = None if ctx.fresh_backend else self._pool.take_idle()
         if conn is not None:
             self._attach(conn, reused=True)  # type: ignore[arg-type]
         else:
-            self._connect_task = asyncio.get_running_loop().create_task(self._connect(False))
+            self._connect_task = asyncio.get_running_loop().create_task(
+                self._connect(ctx.fresh_backend))
 
     async def _connect(self, fresh: bool) -> None:
         ctx = self.ctx
@@ -314,7 +337,8 @@ class HttpExchange:
 
         async def open_new() -> HttpBackend:
             proto = await ctx.worker.connector.open(
-                lambda: HttpBackend(pool, plan.response_field_size, plan.bad_header),
+                lambda: HttpBackend(pool, plan.response_field_size, plan.bad_header,
+                                    plan.io_buffer_size),
                 plan.connect_timeout, server_hostname=ctx.sni,
                 host=ctx.match.host, port=ctx.match.port)
             return proto  # type: ignore[return-value]
@@ -420,6 +444,17 @@ class HttpExchange:
             else:
                 self._body_kept = None
                 self._replayable = False
+        if self._spooled >= 0:
+            # Gathered whole, without pausing the client: the length is needed before the
+            # head can go out (proxy-sendcl, force-proxy-request-1.0).
+            self._spooled += len(data)
+            if self._spooled > SPOOL_LIMIT:
+                log.error("%s: request body over %d bytes cannot be spooled for "
+                          "proxy-sendcl", self.ctx.path, SPOOL_LIMIT)
+                self.front.refuse_body(self.ctx)
+                return
+            self._pending.append(data)
+            return
         pieces = chunk_frames(data) if self._chunked_out else (data,)
         conn = self._backend
         if self._held is not None:
@@ -444,6 +479,11 @@ class HttpExchange:
         if self._chunked_out:
             tail = encode_trailers(trailers) if trailers else LAST_CHUNK
             self._send_to_backend(tail)
+        if self.ctx.extra_crlf and self.ctx.has_body:
+            self._send_to_backend(b"\r\n")
+        if self._spooled >= 0:
+            self._spooled = -1
+            self.start()
 
     def _send_to_backend(self, data: bytes) -> None:
         conn = self._backend
@@ -481,13 +521,16 @@ class HttpExchange:
         ctx = self.ctx
         if head.status == 100 and self._held is not None:
             self._release_held()
-        if ctx.client_version != b"1.1":
+        if ctx.client_version != b"1.1" or ctx.suppress_interim:
             return
         if head.status == 100 and not ctx.expect_continue:
             return
         if head.status == 100 and ctx.sent_continue:
             return
-        self.front.write(b"HTTP/1.1 %d %s\r\n\r\n" % (head.status, head.reason))
+        # the interim response's own fields go along (103 Early Hints is all Link fields)
+        fields = b"".join(b"%s: %s\r\n" % (name, value) for name, value in head.headers
+                          if name.lower() not in RESPONSE_HOP_BY_HOP)
+        self.front.write(b"HTTP/1.1 %d %s\r\n%s\r\n" % (head.status, head.reason, fields))
         if head.status == 100:
             ctx.sent_continue = True
 
@@ -801,6 +844,8 @@ class HttpExchange:
         if self._ping_timer is not None:
             self._ping_timer.cancel()
             self._ping_timer = None
+        if self._spooled >= 0:
+            return   # still gathering the body: nothing was started
         if self.waiting is not None:
             self.waiting.cancel()
             self.waiting = None

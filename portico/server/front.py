@@ -242,7 +242,7 @@ class FrontConnection(asyncio.Protocol):
             if ctx is not None:
                 ctx.bytes_in += len(event.data)  # type: ignore[attr-defined]
                 if ctx.body_limit and ctx.bytes_in > ctx.body_limit:
-                    self._body_too_large(ctx)
+                    self.refuse_body(ctx)
                     return
             if self.handler is not None:
                 self.handler.on_request_data(event.data)  # type: ignore[attr-defined]
@@ -280,8 +280,9 @@ class FrontConnection(asyncio.Protocol):
                 ctx.keep_alive = False
                 self.local_error(ctx, 500)
 
-    def _body_too_large(self, ctx: RequestContext) -> None:
-        """A streamed (chunked) body passed LimitRequestBody: 413 if still possible."""
+    def refuse_body(self, ctx: RequestContext) -> None:
+        """A streamed (chunked) body passed LimitRequestBody, or a limit of the handler's:
+        413 if still possible."""
         handler, self.handler = self.handler, None
         if handler is not None:
             handler.client_gone()

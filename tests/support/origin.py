@@ -23,6 +23,7 @@ Responses are chosen by path (see `Origin._respond`):
 * ``/redirect?to=URL``   302 with Location: URL
 * ``/headers?Name=V&…``  the given response headers (repeatable)
 * ``/no-colon``          a response header line without a colon (body "ok", close-delimited)
+* ``/early-hints``       a 103 Early Hints (Link header) first, then the echo
 * ``/upload``            reads the body slowly (``?pause_ms=``, ``?sleep_ms=`` per
   ``?chunk=`` bytes) without keeping it, answers JSON {"length", "sha256"}
 * anything else          200 echo as well
@@ -555,6 +556,10 @@ class Origin:
             return await self._send(st, rec, 302, [("Location", to)], b"moved\n")
         if path == "/headers":
             return await self._send(st, rec, 200, list(query), b"headers\n")
+        if path == "/early-hints":
+            st.writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+            await st.writer.drain()
+            return await self._echo(st, rec)
         if path == "/no-colon":
             st.writer.write(b"HTTP/1.1 200 OK\r\nX-Before: 1\r\nThis line has no colon\r\n"
                             b"X-After: 2\r\nConnection: close\r\n\r\nok")

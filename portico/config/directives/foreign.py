@@ -3,7 +3,7 @@
 Debian enables mod_mime, mod_autoindex, mod_alias, mod_deflate, ... by default and includes
 their .conf files without <IfModule>, so these directives must load. File-serving ones have
 no meaning for a proxy and are logged at debug; ones that would change proxied traffic
-(compression, request timeouts, environment rules) are logged as warnings so nobody relies
+(compression, request timeouts) are logged as warnings so nobody relies
 on them by accident. A misspelled name is still an error.
 """
 
@@ -43,8 +43,6 @@ _BEHAVIOUR = {
                        "DeflateMemLevel", "DeflateWindowSize", "SetOutputFilter",
                        "SetInputFilter", "FilterDeclare", "FilterProvider", "FilterChain"),
     "reqtimeout": ("RequestReadTimeout",),
-    "setenvif": ("BrowserMatch", "BrowserMatchNoCase", "SetEnvIfNoCase", "SetEnvIfExpr",
-                 "SetEnvIf"),
 }
 
 

@@ -13,6 +13,7 @@ import re
 from portico.config.build import BuildContext, PendingLog
 from portico.config.registry import Context, DirectiveTable, canonical_module_name
 from portico.config.tree import Node
+from portico.expr import ExprError, compile_expr
 
 _log = logging.getLogger("portico.config")
 
@@ -71,6 +72,10 @@ def _custom_log(ctx: BuildContext, node: Node) -> None:
             expr = condition[5:]
             if not expr:
                 raise ctx.error("expr= needs an expression")
+            try:   # checked here for the file:line; the access log compiles its own copy
+                compile_expr(expr, node.file, node.line)
+            except ExprError as exc:
+                raise ctx.error(f"bad expression {expr!r}: {exc.message}") from None
         else:
             raise ctx.error(f"third argument must be env=[!]VAR or expr=..., got {condition!r}")
     ctx.server.logs.append(PendingLog(_target(ctx, node.args[0]), node.args[1], ctx.source,
