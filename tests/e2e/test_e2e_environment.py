@@ -207,7 +207,8 @@ def test_bad_environment_rules_name_file_line_and_directive(tmp_path, directive,
 
 LOG_EXPR_CONF = r"""
 LogFormat "%U %>s" short
-CustomLog {{access_log}} short "expr=%{REQUEST_STATUS} >= 400 || resp('X-Log') == 'yes' || -R '10.0.0.0/8'"
+CustomLog {{access_log}} short \
+    "expr=%{REQUEST_STATUS} >= 400 || resp('X-Log') == 'yes' || -R '10.0.0.0/8'"
 ProxyPass / {{o}}/
 """
 

@@ -11,7 +11,10 @@ import uvloop
 from portico.proxy.pipeline import Pipeline, _BackendPlan
 from portico.schemes.http import HttpBackend
 from portico.server.splice import SPLICE_AVAILABLE
-from tests.config.conftest import load, write  # noqa: F401  (fixtures)
+from tests.config.conftest import load as load_fixture
+from tests.config.conftest import write  # noqa: F401  (a fixture load_fixture needs)
+
+load = load_fixture
 
 
 def head_reads_on_a_real_socket(size: int) -> int:
