@@ -9,11 +9,10 @@ from __future__ import annotations
 
 __all__ = ["RequestContext"]
 
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from portico.config.model import ProxySettings, VirtualHost
     from portico.protocols.events import RequestHead
     from portico.proxy.reverse import ReverseMapper
@@ -43,8 +42,7 @@ class RequestContext:
         "balancer", "balancer_match", "member_index", "member_view", "attempts",
         "vhost_runtime",
         "max_forwards", "sent_at", "status_line_len", "ping",
-        # mod_proxy's environment switches (§4.8), set by the pipeline when env sets them
-        "suppress_interim", "fresh_backend", "extra_crlf", "spool_head",
+        "switches",
     )
 
     def __init__(self, front: Any, head: RequestHead, start_ns: int) -> None:
@@ -102,8 +100,38 @@ class RequestContext:
         self.sent_at = 0.0
         self.status_line_len = 0
         self.ping = 0.0
-        self.suppress_interim = False   # proxy-interim-response=Suppress
-        self.fresh_backend = False      # proxy-initial-not-pooled, first request
-        self.extra_crlf = False         # proxy-sendextracrlf
-        # proxy-sendcl: the whole body is gathered first; this builds the head for its length
+        self.switches: ProxySwitches | None = None  # set only when the environment sets one
+
+
+_SWITCH_NAMES = frozenset({
+    "force-proxy-request-1.0", "proxy-nokeepalive", "proxy-sendcl", "proxy-interim-response",
+    "proxy-initial-not-pooled", "proxy-sendextracrlf"})
+
+
+class ProxySwitches:
+    """mod_proxy's environment switches for one request (reference §4.8)."""
+
+    __slots__ = ("close", "extra_crlf", "fresh", "http10", "send_length", "spool_head",
+                 "suppress_interim")
+
+    def __init__(self, env: Mapping[str, str], first_request: bool) -> None:
+        self.http10 = "force-proxy-request-1.0" in env
+        self.close = self.http10 or "proxy-nokeepalive" in env
+        # force-proxy-request-1.0 implies proxy-sendcl: an HTTP/1.0 backend knows no chunks.
+        # proxy-sendchunked changes nothing here: a sized body keeps its length (no input
+        # filter can change it) and a chunked one is streamed chunked anyway, as in httpd.
+        self.send_length = self.http10 or "proxy-sendcl" in env
+        self.suppress_interim = env.get("proxy-interim-response", "").lower() == "suppress"
+        self.fresh = first_request and "proxy-initial-not-pooled" in env
+        self.extra_crlf = "proxy-sendextracrlf" in env
+        # proxy-sendcl with a chunked body: the body is gathered first; this builds the head
+        # once its length is known (set by the pipeline)
         self.spool_head: Callable[[int], bytes] | None = None
+
+
+def proxy_switches(env: Mapping[str, str], first_request: bool) -> ProxySwitches | None:
+    """The switches ``env`` sets, or None when it sets none (the usual case: at most the
+    balancer's variables)."""
+    if _SWITCH_NAMES.isdisjoint(env):
+        return None
+    return ProxySwitches(env, first_request)

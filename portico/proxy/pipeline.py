@@ -33,7 +33,7 @@ from portico.errors import ConfigError
 from portico.protocols.events import BodyKind, RequestHead
 from portico.protocols.http1 import RequestLimits
 from portico.proxy.environment import RequestFacts, apply_sets, run_conditions
-from portico.proxy.exchange import RequestContext
+from portico.proxy.exchange import RequestContext, proxy_switches
 from portico.proxy.headers import BackendRequest, build_request_head, max_forwards_action
 from portico.proxy.local import LocalExchange, lookup
 from portico.proxy.reverse import ReverseMapper
@@ -522,12 +522,10 @@ class Pipeline:
         forward_expect = False
         add_expect = False
         env = ctx.env
-        switches = _switches(env) if env else None
+        switches = ctx.switches = (proxy_switches(env, not ctx.front.requests_served)
+                                   if env else None)
         if switches is not None:
             close = ctx.close_backend = close or switches.close
-            ctx.suppress_interim = switches.suppress_interim
-            ctx.fresh_backend = switches.initial_not_pooled and not ctx.front.requests_served
-            ctx.extra_crlf = switches.extra_crlf
         if head.expect_continue:
             if settings.proxy_100_continue and (switches is None or not switches.http10):
                 forward_expect = True
@@ -540,7 +538,7 @@ class Pipeline:
                 # proxy-sendcl / force-proxy-request-1.0: the body is spooled and goes with
                 # a Content-Length (HttpExchange, see _spooled_head).
                 chunked = ctx.request_chunked = False
-                ctx.spool_head = _spooled_head(ctx, head, host_value, vrt.server_name,
+                switches.spool_head = _spooled_head(ctx, head, host_value, vrt.server_name,
                                                via_name, close, max_forwards, settings,
                                                switches.http10)
             # ping= (§4.5): on requests with a body, ask the backend for a 100 Continue first
@@ -577,37 +575,6 @@ class Pipeline:
     def close(self) -> None:
         for worker in self.workers.values():
             worker.close()
-
-
-class _Switches:
-    """mod_proxy's environment switches for one request (reference §4.8)."""
-
-    __slots__ = ("close", "extra_crlf", "http10", "initial_not_pooled", "send_length",
-                 "suppress_interim")
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.http10 = "force-proxy-request-1.0" in env
-        self.close = self.http10 or "proxy-nokeepalive" in env
-        # force-proxy-request-1.0 implies proxy-sendcl: an HTTP/1.0 backend knows no chunks
-        self.send_length = self.http10 or "proxy-sendcl" in env
-        # proxy-sendchunked changes nothing here: a sized body keeps its length (no input
-        # filter can change it) and a chunked one is streamed chunked anyway, as in httpd.
-        self.suppress_interim = env.get("proxy-interim-response", "").lower() == "suppress"
-        self.initial_not_pooled = "proxy-initial-not-pooled" in env
-        self.extra_crlf = "proxy-sendextracrlf" in env
-
-
-_SWITCH_NAMES = frozenset({
-    "force-proxy-request-1.0", "proxy-nokeepalive", "proxy-sendcl", "proxy-interim-response",
-    "proxy-initial-not-pooled", "proxy-sendextracrlf"})
-
-
-def _switches(env: Mapping[str, str]) -> _Switches | None:
-    """The switches set in ``env``, or None when it sets none (the usual case: only the
-    balancer's variables)."""
-    if _SWITCH_NAMES.isdisjoint(env):
-        return None
-    return _Switches(env)
 
 
 def _as_http10(head: bytes) -> bytes:

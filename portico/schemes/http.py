@@ -37,7 +37,7 @@ from portico.server.splice import MIN_SPLICE, SpliceRelay, splice_fd
 from portico.upstream.pool import PoolExhausted
 
 if TYPE_CHECKING:
-    from portico.proxy.exchange import RequestContext
+    from portico.proxy.exchange import ProxySwitches, RequestContext
     from portico.server.front import FrontConnection
     from portico.upstream.pool import Pool
 
@@ -307,28 +307,39 @@ class HttpExchange:
         """Send the request head on a pooled connection, or start connecting."""
         ctx = self.ctx
         self.waiting = None
-        if ctx.spool_head is not None:
-            if not self._request_done:
-                # Gather the whole body first; on_request_end starts the exchange again.
-                self._spooled = sum(map(len, self._pending))
-                if ctx.resume_client_on_attach:
-                    ctx.resume_client_on_attach = False
-                    self.front.resume_reading()
-                return
-            # _pending holds the whole body now, and the extra CRLF after it if asked for
-            length = sum(map(len, self._pending)) - (2 if ctx.extra_crlf else 0)
-            ctx.backend_head = ctx.spool_head(length)
+        switches = ctx.switches
+        fresh = False
+        if switches is not None:
+            fresh = switches.fresh
+            if switches.spool_head is not None:
+                self._start_spooled(switches)
+                if self._spooled >= 0:
+                    return
         self._pool = ctx.worker.pool_for(ctx.match.host, ctx.match.port)
         if ctx.balancer is not None:
             ctx.balancer.start(ctx.member_view, ctx.member_index)
         else:
             ctx.worker.slot.begin()
-        conn = None if ctx.fresh_backend else self._pool.take_idle()
+        conn = None if fresh else self._pool.take_idle()
         if conn is not None:
             self._attach(conn, reused=True)  # type: ignore[arg-type]
         else:
-            self._connect_task = asyncio.get_running_loop().create_task(
-                self._connect(ctx.fresh_backend))
+            self._connect_task = asyncio.get_running_loop().create_task(self._connect(fresh))
+
+    def _start_spooled(self, switches: ProxySwitches) -> None:
+        """proxy-sendcl with a chunked body: gather it whole (``_spooled`` counts; the
+        exchange starts again at its end), or, once it is whole, build the head."""
+        ctx = self.ctx
+        if not self._request_done:
+            self._spooled = sum(map(len, self._pending))
+            if ctx.resume_client_on_attach:
+                ctx.resume_client_on_attach = False
+                self.front.resume_reading()
+            return
+        # _pending holds the whole body now, and the extra CRLF after it if asked for
+        length = sum(map(len, self._pending)) - (2 if switches.extra_crlf else 0)
+        assert switches.spool_head is not None
+        ctx.backend_head = switches.spool_head(length)
 
     async def _connect(self, fresh: bool) -> None:
         ctx = self.ctx
@@ -479,7 +490,8 @@ class HttpExchange:
         if self._chunked_out:
             tail = encode_trailers(trailers) if trailers else LAST_CHUNK
             self._send_to_backend(tail)
-        if self.ctx.extra_crlf and self.ctx.has_body:
+        switches = self.ctx.switches
+        if switches is not None and switches.extra_crlf and self.ctx.has_body:
             self._send_to_backend(b"\r\n")
         if self._spooled >= 0:
             self._spooled = -1
@@ -521,7 +533,8 @@ class HttpExchange:
         ctx = self.ctx
         if head.status == 100 and self._held is not None:
             self._release_held()
-        if ctx.client_version != b"1.1" or ctx.suppress_interim:
+        if ctx.client_version != b"1.1" or (ctx.switches is not None
+                                            and ctx.switches.suppress_interim):
             return
         if head.status == 100 and not ctx.expect_continue:
             return
