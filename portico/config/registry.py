@@ -42,6 +42,10 @@ _log = logging.getLogger("portico.config")
 IMPLEMENTED_MODULES: frozenset[str] = frozenset({
     "core", "http", "proxy", "proxy_http", "log_config", "logio", "ssl", "unixd", "mpm_event",
     "authz_core", "version", "proxy_balancer", "authz_host", "status", "setenvif", "env",
+    # implemented as parts of the above: health checks, lbmethods, Basic authentication,
+    # and the shared memory and timer services they stand on in httpd
+    "proxy_hcheck", "lbmethod_byrequests", "lbmethod_bytraffic", "lbmethod_bybusyness",
+    "auth_basic", "authn_core", "authn_file", "authz_user", "slotmem_shm", "watchdog",
 })
 
 #: Area modules whose tables make up the default registry.

@@ -154,3 +154,20 @@ def test_server_root_argument_resolves_includes(write, tmp_path) -> None:
     config = load_config(str(path), server_root=str(tmp_path / "root"))
     assert config.main.routes[0].path == "/x"
     assert config.server_root == str(tmp_path / "root")
+
+
+@pytest.mark.parametrize("module", [
+    "mod_proxy_hcheck.c", "proxy_hcheck_module", "mod_lbmethod_bybusyness.c",
+    "mod_auth_basic.c", "authn_file_module", "mod_slotmem_shm.c", "watchdog_module"])
+def test_ifmodule_is_true_for_modules_portico_implements(load, module) -> None:
+    config = load(f"""
+        Listen 80
+        ServerName t
+        <IfModule {module}>
+            ProxyTimeout 7
+        </IfModule>
+        <IfModule !{module}>
+            ProxyTimeout 9
+        </IfModule>
+    """)
+    assert config.main.settings.timeout == 7.0
