@@ -1,9 +1,9 @@
 """Compiled access rules: ``Require`` and ``<RequireAll|Any|None>`` (mod_authz_core, §19).
 
 The config loader compiles a Location's Require lines once into an ``AccessRule``; the
-pipeline asks ``rule.allows(client_ip, local_ip)`` for each request under it. This module is
-a stdlib-only leaf (it imports nothing from portico), so ``portico.config`` may build rules
-without depending on the rest of ``admin``.
+pipeline asks ``rule.decide(client_ip, local_ip, ...)`` for each request under it. This module
+imports nothing from portico but the expression compiler (``Require expr``), so
+``portico.config`` may build rules without depending on the rest of ``admin``.
 
 How it works (httpd's three-valued logic)
 -----------------------------------------
@@ -40,7 +40,14 @@ __all__ = [
 
 import enum
 import ipaddress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from portico.expr import ExprError, compile_expr
+
+_NO_ENV: Mapping[str, str] = MappingProxyType({})
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -67,6 +74,10 @@ class Peer:
     local: IPAddress | None
     user: str | None = None
     hostname: str | None = None   # double-reverse-verified client name, for Require host
+    method: str = ""              # Require method
+    env: Mapping[str, str] = field(default_factory=lambda: _NO_ENV)  # for Require env
+    # the request as an expression context (built only if a Require expr asks)
+    context: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +95,8 @@ class Check:
     text: str = ""
     users: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()     # Require host: names or domains, lowercased
+    names: tuple[str, ...] = ()     # Require env: variables; Require method: methods
+    expr: Any = None                # Require expr: the compiled expression
 
     def evaluate(self, peer: Peer) -> Result:
         if self.kind in ("valid-user", "user") and peer.user is None:
@@ -98,6 +111,12 @@ class Check:
             name = peer.hostname
             hit = name is not None and any(
                 name == host or name.endswith("." + host.lstrip(".")) for host in self.hosts)
+        elif self.kind == "env":
+            hit = any(name in peer.env for name in self.names)
+        elif self.kind == "method":
+            hit = peer.method in self.names
+        elif self.kind == "expr":
+            hit = peer.context is not None and self.expr.evaluate(peer.context())
         elif self.kind == "local":
             hit = peer.client is not None and (
                 _in(peer.client, _LOOPBACK) or peer.client == peer.local)
@@ -182,11 +201,11 @@ class AccessRule:
         object.__setattr__(self, "needs_host", self.root.needs_host)
 
     def allows(self, client_ip: str, local_ip: str = "", user: str | None = None,
-               hostname: str | None = None) -> bool:
+               hostname: str | None = None, **request: Any) -> bool:
         """True if the rule grants this request; ``user`` is the authenticated user name
         (None: nobody authenticated, so user checks deny); ``hostname`` the client's verified
-        name (None: unknown, so host checks deny)."""
-        return self.decide(client_ip, local_ip, user, hostname) is Result.GRANTED
+        name (None: unknown, so host checks deny); ``request`` as for ``decide``."""
+        return self.decide(client_ip, local_ip, user, hostname, **request) is Result.GRANTED
 
     @property
     def needs_user(self) -> bool:
@@ -194,11 +213,16 @@ class AccessRule:
         return self.root.needs_user
 
     def decide(self, client_ip: str, local_ip: str = "", user: str | None = None,
-               hostname: str | None = None) -> Result:
+               hostname: str | None = None, method: str = "",
+               env: Mapping[str, str] | None = None,
+               context: Callable[[], Any] | None = None) -> Result:
         """The rule's answer: GRANTED allows; DENIED_NO_USER (only when ``user`` is None)
-        means authenticating could change it; anything else refuses."""
+        means authenticating could change it; anything else refuses. ``method``, ``env`` and
+        ``context`` (a maker of the request's expression context) serve Require method, env
+        and expr; absent, those checks deny."""
         return self.root.evaluate(
-            Peer(_address(client_ip), _address(local_ip), user, hostname))
+            Peer(_address(client_ip), _address(local_ip), user, hostname, method,
+                 env if env is not None else _NO_ENV, context))
 
     def extended(self, child: Check | Section) -> AccessRule:
         """This rule with one more Require line or section in its implicit "any"."""
@@ -246,17 +270,30 @@ def compile_require(words: list[str] | tuple[str, ...]) -> Check:
             raise AccessError("'Require host' needs at least one host or domain name")
         return Check("host", negate, hosts=tuple(w.lower().rstrip(".") for w in rest),
                      text=text)
+    if provider == "env":
+        if not rest:
+            raise AccessError("'Require env' needs at least one variable name")
+        return Check("env", negate, names=tuple(rest), text=text)
+    if provider == "method":
+        if not rest:
+            raise AccessError("'Require method' needs at least one method")
+        return Check("method", negate, names=tuple(w.upper() for w in rest), text=text)
+    if provider == "expr":
+        if not rest:
+            raise AccessError("'Require expr' needs an expression")
+        try:
+            expr = compile_expr(" ".join(rest))
+        except ExprError as exc:
+            raise AccessError(f"'Require expr': {exc.message}") from None
+        return Check("expr", negate, expr=expr, text=text)
     if provider == "forward-dns":
         raise AccessError("'Require forward-dns' is not supported (use 'Require host' or "
                           "'Require ip')")
     if provider in ("group", "file-owner", "file-group"):
         raise AccessError(f"'Require {provider}' is not supported (supported: all, ip, "
-                          "local, user, valid-user)")
-    if provider in ("env", "method", "expr"):
-        raise AccessError(f"'Require {provider}' is not supported yet (supported: all, ip, "
-                          "local, user, valid-user)")
+                          "local, host, user, valid-user, env, method, expr)")
     raise AccessError(f"unknown authorization provider {args[0]!r} (supported: all, ip, "
-                      "local, user, valid-user)")
+                      "local, host, user, valid-user, env, method, expr)")
 
 
 def parse_ip_rule(word: str) -> IPNetwork:

@@ -20,7 +20,7 @@ __all__ = ["Denial", "authorize", "basic_credentials"]
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from portico.admin.access import Result
 
@@ -42,11 +42,12 @@ _NOT_SET = Denial(500)
 
 
 def authorize(rule: AccessRule, settings: ProxySettings, client_ip: str, local_ip: str,
-              headers: list[tuple[bytes, bytes]], hostname: str | None = None
-              ) -> Denial | None:
+              headers: list[tuple[bytes, bytes]], hostname: str | None = None,
+              **request: Any) -> Denial | None:
     """None if the request may go on, else the Denial to answer with. Never raises for any
-    header bytes (bad credentials are just a 401)."""
-    first = rule.decide(client_ip, local_ip, None, hostname)
+    header bytes (bad credentials are just a 401). ``request``: method, env and context, for
+    ``AccessRule.decide``."""
+    first = rule.decide(client_ip, local_ip, None, hostname, **request)
     if first is Result.GRANTED:
         return None
     if first is not Result.DENIED_NO_USER:
@@ -57,7 +58,8 @@ def authorize(rule: AccessRule, settings: ProxySettings, client_ip: str, local_i
     credentials = basic_credentials(headers)
     if credentials is not None:
         user, password = credentials
-        if users.check(user, password) and rule.allows(client_ip, local_ip, user, hostname):
+        if users.check(user, password) and rule.allows(client_ip, local_ip, user, hostname,
+                                                       **request):
             return None
     return Denial(401, ((b"WWW-Authenticate", _challenge(settings.auth_name)),))
 

@@ -29,15 +29,19 @@ class RequestFacts:
     """What mod_setenvif may test in one request; header values are joined per name the way
     httpd merges repeated request fields ("a, b")."""
 
-    __slots__ = ("_headers", "local_ip", "method", "peer_ip", "protocol", "raw_headers", "uri")
+    __slots__ = ("_headers", "local_ip", "method", "peer_ip", "protocol", "query",
+                 "raw_headers", "uri")
 
     def __init__(self, peer_ip: str, local_ip: str, method: bytes, version: bytes,
-                 uri: str, headers: Sequence[tuple[bytes, bytes]]) -> None:
+                 uri: str, headers: Sequence[tuple[bytes, bytes]],
+                 query: str | None = None) -> None:
+        """``uri`` is the path (Request_URI); ``query`` the query string, for expressions."""
         self.peer_ip = peer_ip
         self.local_ip = local_ip
         self.method = method.decode("latin-1")
         self.protocol = "HTTP/" + version.decode("latin-1")
         self.uri = uri
+        self.query = query
         self.raw_headers = headers
         self._headers: dict[str, tuple[str, str]] | None = None
 
@@ -141,5 +145,6 @@ def expr_context(facts: RequestFacts, env: dict[str, str]) -> EvalContext:
         name = _HEADER_VARIABLES.get(key)
         if name is not None:
             variables[name] = value
-    return EvalContext(status=0, headers=headers, method=facts.method, uri=facts.uri,
+    uri = facts.uri if facts.query is None else f"{facts.uri}?{facts.query}"
+    return EvalContext(status=0, headers=headers, method=facts.method, uri=uri,
                        variables=variables)

@@ -32,7 +32,7 @@ from portico.config.urls import parse_backend_url
 from portico.errors import ConfigError
 from portico.protocols.events import BodyKind, RequestHead
 from portico.protocols.http1 import RequestLimits
-from portico.proxy.environment import RequestFacts, apply_sets, run_conditions
+from portico.proxy.environment import RequestFacts, apply_sets, expr_context, run_conditions
 from portico.proxy.exchange import RequestContext, proxy_switches
 from portico.proxy.headers import BackendRequest, build_request_head, max_forwards_action
 from portico.proxy.local import LocalExchange, lookup
@@ -225,11 +225,17 @@ class Pipeline:
                     self.requests -= 1   # counted again when the request is started anew
                     return _AwaitingHostName(self, front, head, start_ns)
                 hostname = found  # type: ignore[assignment]
+            env = ctx.env
             denial = authorize(access, settings, front.peer_ip, front.local_ip, head.headers,
-                               hostname)
+                               hostname, method=head.method.decode("latin-1"), env=env,
+                               context=lambda: expr_context(RequestFacts(
+                                   front.peer_ip, front.local_ip, head.method, head.version,
+                                   ctx.path, head.headers, ctx.query), env or {}))
             if denial is not None:
                 front.local_error(ctx, denial.status, extra=list(denial.headers))
                 return None
+        if settings.env_fixed:   # SetEnv and co. run after access control (httpd's fixups)
+            apply_sets(settings.env_fixed, ctx.env)  # type: ignore[arg-type]
         limit = settings.limit_request_body
         ctx.body_limit = limit
         if limit and head.content_length is not None and head.content_length > limit:
@@ -339,8 +345,9 @@ class Pipeline:
 
     def _environment(self, ctx: RequestContext, vrt: _VhostRuntime,
                      decision: _Decision) -> _Decision | None:
-        """Run the environment rules around routing (§4.8; httpd's post_read_request,
-        header_parser and fixups), for a host or Location that has any. Returns the
+        """Run the SetEnvIf* rules around routing (§4.8; httpd's post_read_request and
+        header_parser; SetEnv and co. come after access control), for a host or Location
+        that has any. Returns the
         decision to go on with: the cached one, or one routed with this request's
         variables (``interpolate``); None when the request was answered here."""
         head = ctx.head
@@ -350,10 +357,10 @@ class Pipeline:
         early = vrt.vhost.settings.env_early
         if early:
             # Before the URI is decoded, as in httpd: Request_URI is the path as sent.
-            raw_path = head.target.partition(b"?")[0].decode("latin-1")
+            raw_path, mark, raw_query = head.target.decode("latin-1").partition("?")
             run_conditions(early, env, RequestFacts(front.peer_ip, front.local_ip,
                                                     head.method, head.version, raw_path,
-                                                    head.headers))
+                                                    head.headers, raw_query if mark else None))
         settings = decision.settings
         if settings.interpolate_env and getattr(vrt.router, "interpolates", False):  # TEMP-ENV
             routed = _Decision(decision.target, decision.locations, settings)
@@ -366,9 +373,7 @@ class Pipeline:
         if settings.env_late:
             run_conditions(settings.env_late, env, RequestFacts(
                 front.peer_ip, front.local_ip, head.method, head.version, decision.path,
-                head.headers))
-        if settings.env_fixed:
-            apply_sets(settings.env_fixed, env)
+                head.headers, decision.query))
         return decision
 
     def _grow_member(self, balancer: str, slot: WorkerSlot) -> Worker | None:

@@ -78,6 +78,9 @@ ERRORS = [
     ("Require group staff", 2, "Require", "is not supported"),
     ("Require ip", 2, "Require", "needs at least one address"),
     ("Require lunar phase", 2, "Require", "unknown authorization provider"),
+    ("Require env", 2, "Require", "'Require env' needs at least one variable name"),
+    ("Require method", 2, "Require", "'Require method' needs at least one method"),
+    ("Require expr \"%{NO_SUCH_THING} == 'x'\"", 2, "Require", "'Require expr':"),
     ("AuthType Digest", 2, "AuthType", "not supported"),
 ]
 

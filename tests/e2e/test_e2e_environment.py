@@ -223,3 +223,54 @@ def test_customlog_expr_logs_only_what_it_selects(module_origin, proxy_factory):
         assert conn.request("GET", "/status/503").status == 503
     text = proxy.wait_for_log("access_log", "/status/503 503")
     assert text.splitlines() == ["/status/404 404", "/headers 200", "/status/503 503"]
+
+
+REQUIRE_CONF = r"""
+SetEnvIf X-Api-Key "^k-[0-9]+$" api_client
+SetEnv set_too_late 1
+ProxyPass / {{o}}/
+<Location /by-env>
+    Require env api_client
+</Location>
+<Location /late-env>
+    Require env set_too_late
+</Location>
+<Location /by-method>
+    Require method GET HEAD
+</Location>
+<Location /by-expr>
+    Require expr "req('X-Team') in {'red', 'blue'} && %{QUERY_STRING} !~ /debug/"
+</Location>
+<Location /not-env>
+    <RequireAll>
+        Require all granted
+        Require not env api_client
+    </RequireAll>
+</Location>
+"""
+
+
+def test_require_env_method_and_expr(module_origin, proxy_factory):
+    proxy = proxy_factory(REQUIRE_CONF, o=module_origin.url)
+    cases = [
+        ("GET", "/by-env/x", [("X-Api-Key", "k-42")], 200),
+        ("GET", "/by-env/x", [("X-Api-Key", "nope")], 403),
+        ("GET", "/by-env/x", [], 403),
+        ("GET", "/late-env/x", [], 403),   # SetEnv runs after access control, as in httpd
+        ("GET", "/by-method/x", [], 200),
+        ("HEAD", "/by-method/x", [], 200),
+        ("POST", "/by-method/x", [("Content-Length", "0")], 403),
+        ("GET", "/by-expr/x", [("X-Team", "red")], 200),
+        ("GET", "/by-expr/x?debug=1", [("X-Team", "red")], 403),
+        ("GET", "/by-expr/x", [("X-Team", "green")], 403),
+        ("GET", "/not-env/x", [], 200),
+        ("GET", "/not-env/x", [("X-Api-Key", "k-1")], 403),
+    ]
+    got = []
+    for method, target, headers, _ in cases:
+        with RawConn(proxy.port) as conn:
+            got.append(conn.request(method, target, headers=headers).status)
+    assert got == [status for *_, status in cases]
+    # refused requests never reached the origin
+    reached = {rec.path for rec in module_origin.requests}
+    assert "/by-expr/x" in reached and "/late-env/x" not in reached
