@@ -52,7 +52,8 @@ def parse_backend_url(url: str, runtime_dir: str, placeholders: bool = False) ->
     """Parse ``url``; raises ValueError saying what is wrong.
 
     ``runtime_dir`` resolves relative socket paths. With ``placeholders`` (a ProxyPassMatch
-    URL containing ``$n``) a ``$`` in the host or port is accepted as written.
+    URL containing ``$n``, or an ``interpolate`` URL with ``${VAR}`` in its host or port) a
+    ``$`` in the host or port is accepted as written.
     """
     if url[:5].lower() == "unix:":
         sock, bar, inner = url[5:].partition("|")

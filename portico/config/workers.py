@@ -2,7 +2,8 @@
 
 A new ProxyPass URL reuses an existing worker whose name is a prefix of it and has the same
 ``scheme://host[:port]`` (longest such wins); the later directive's parameters are then
-ignored, with warnings. URLs with ``$n`` placeholders only ever share with an identical name.
+ignored, with warnings. URLs with placeholders (``$n``, or ``${VAR}`` in the host or port of
+an ``interpolate`` rule) only ever share with an identical name.
 Unlike httpd, which keeps a worker list per virtual host, portico keeps one list for the
 whole config (docs/compat.md).
 

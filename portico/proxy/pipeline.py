@@ -315,8 +315,7 @@ class Pipeline:
         decision = _Decision(target, tuple(locations), settings)
         decision.uses_env = bool(vrt.vhost.settings.env_early or settings.env_late
                                  or settings.env_fixed
-                                 or (settings.interpolate_env
-                                     and getattr(router, "interpolates", False)))  # TEMP-ENV
+                                 or (settings.interpolate_env and router.interpolates))
         self._route(vrt, decision, None)
         decisions = vrt.decisions
         if len(decisions) >= _MAX_DECISIONS:
@@ -329,7 +328,7 @@ class Pipeline:
         """Fill in the decision's route, reverse mapper and worker (``env``: interpolate)."""
         locations = decision.locations
         try:
-            decision.match = vrt.router.route(decision.target, locations)  # TEMP-ENV
+            decision.match = vrt.router.route(decision.target, locations, env)
         except BadTarget as exc:
             decision.route_error = exc.status
         if decision.match is not None:
@@ -362,7 +361,7 @@ class Pipeline:
                                                     head.method, head.version, raw_path,
                                                     head.headers, raw_query if mark else None))
         settings = decision.settings
-        if settings.interpolate_env and getattr(vrt.router, "interpolates", False):  # TEMP-ENV
+        if settings.interpolate_env and vrt.router.interpolates:
             routed = _Decision(decision.target, decision.locations, settings)
             self._route(vrt, routed, env)
             decision = routed

@@ -1,7 +1,8 @@
 """Response header reverse mapping: ProxyPassReverse and the cookie rules (reference §3).
 
 Rules are compiled once per scope; ``ReverseMapper.location`` and ``.cookie`` run only for the
-few headers they apply to.
+few headers they apply to. Entries flagged ``interpolate`` keep their ``${VAR}`` until
+``ReverseMapper.with_env`` gives a request's copy (ProxyPassInterpolateEnv, §2.1.5).
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 __all__ = ["REVERSE_MAPPED_HEADERS", "ReverseMapper"]
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from portico.config.model import ReverseRule
+from portico.proxy.interpolate import has_variables, interpolate
 
 REVERSE_MAPPED_HEADERS = frozenset({b"location", b"content-location", b"uri", b"destination"})
 
@@ -24,13 +27,18 @@ def _nominal(real: str) -> str:
 class ReverseMapper:
     """ProxyPassReverse* rules of one scope, in configuration order."""
 
-    __slots__ = ("_cookie_domains", "_cookie_paths", "_urls")
+    __slots__ = ("_balancers", "_cookie_domains", "_cookie_paths", "_rules", "_urls",
+                 "interpolates")
 
     def __init__(self, urls: Sequence[ReverseRule], cookie_domains: Sequence[ReverseRule],
                  cookie_paths: Sequence[ReverseRule],
                  balancers: Mapping[str, Sequence[str]] | None = None) -> None:
         """``balancers`` maps ``balancer://name`` (lowercased) to its member URLs, for rules
         whose real side is a balancer URL (§3.1: the value is compared with each member)."""
+        self._rules = (tuple(urls), tuple(cookie_domains), tuple(cookie_paths))
+        self._balancers = balancers
+        # True when an entry flagged interpolate has a ${VAR} to replace
+        self.interpolates = any(_interpolating(r) for rules in self._rules for r in rules)
         # (fake, real lowercased, real is path-only, member URLs or None, balancer url part)
         entries = []
         for r in urls:
@@ -49,6 +57,17 @@ class ReverseMapper:
         self._urls = tuple(entries)
         self._cookie_domains = tuple((r.real.lower(), r.fake) for r in cookie_domains)
         self._cookie_paths = tuple((r.real, r.fake) for r in cookie_paths)
+
+    def with_env(self, env: Mapping[str, str]) -> ReverseMapper:
+        """A mapper whose ``interpolate`` entries have ``${VAR}`` replaced from ``env``
+        (unset: empty); the other entries are unchanged. Itself if nothing interpolates."""
+        if not self.interpolates:
+            return self
+        urls, domains, paths = (
+            [replace(r, fake=interpolate(r.fake, env), real=interpolate(r.real, env))
+             if _interpolating(r) else r for r in rules]
+            for rules in self._rules)
+        return ReverseMapper(urls, domains, paths, self._balancers)
 
     @property
     def maps_urls(self) -> bool:
@@ -96,6 +115,10 @@ class ReverseMapper:
                         changed = True
                         break
         return ";".join(attrs) if changed else value
+
+
+def _interpolating(rule: ReverseRule) -> bool:
+    return rule.interpolate and (has_variables(rule.fake) or has_variables(rule.real))
 
 
 def _via_members(value: str, fake: str, members: Sequence[str], urlpart: str) -> str | None:

@@ -12,6 +12,8 @@ __all__ = [
     "BadTarget",
     "ParsedTarget",
     "canon_path",
+    "encode_unsafe",
+    "encoded_path",
     "parse_target",
     "to_wire_str",
 ]
@@ -26,6 +28,7 @@ from portico.config.model import EncodedSlashes
 _PATH_SAFE = "/;:@&=+$,!~*'()-._"
 NEEDS_ENCODING = re.compile(r"[^A-Za-z0-9/;:@&=+$,!~*'()\-._]")  # finds what canon_path encodes
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 
 
 class BadTarget(Exception):
@@ -82,6 +85,32 @@ def parse_target(target: bytes, encoded_slashes: EncodedSlashes) -> ParsedTarget
     return ParsedTarget(raw_path, path, query, authority)
 
 
+def encoded_path(raw_path: str) -> str:
+    """The request path as ``mapping=encoded`` and ``mapping=servlet`` rules see it (§2.1.3).
+
+    It stays %-encoded, except that escapes of unreserved characters (letters, digits,
+    ``-._~``) are decoded; slash runs are merged and dot segments resolved. httpd normalises
+    its URI this far before any rule runs, so ``/e/%7Efoo`` and ``/e/./x`` are seen as
+    ``/e/~foo`` and ``/e/x`` and a backend never receives a dot segment it could climb with.
+    Other escapes keep their case (``%e9`` stays ``%e9``). The caller has parsed the target
+    already, so the escapes are valid; a path that climbs above the root here (``%2F`` keeps
+    segments together that decoding splits) is a 400, as in httpd.
+    """
+    path = raw_path
+    if "%" in path:
+        path = _ESCAPE.sub(_unreserved_only, path)
+    if "//" in path:
+        path = re.sub("/{2,}", "/", path)
+    if "/." in path:
+        path = _remove_dot_segments(path)
+    return path
+
+
+def _unreserved_only(escape: re.Match[str]) -> str:
+    char = chr(int(escape.group(1), 16))
+    return char if char in _UNRESERVED else escape.group(0)
+
+
 def _decode(path: str, encoded_slashes: EncodedSlashes) -> str:
     """Percent-decode like httpd's ap_unescape_url: bad escape 400; %00 and (by default) %2F 404."""
     parts = path.split("%")
@@ -135,6 +164,18 @@ def canon_path(decoded: str, keep_encoded_slash: bool = False) -> str:
         pieces = re.split("(%2[Ff])", decoded)
         return "".join(p if i % 2 else _quote(p) for i, p in enumerate(pieces))
     return _quote(decoded)
+
+
+# What may stand raw in a path that is already encoded (a '%' starts an escape).
+_UNSAFE_IN_ENCODED = re.compile(r"[^A-Za-z0-9/;:@&=+$,!~*'()\-._%]")
+
+
+def encode_unsafe(text: str) -> str:
+    """Encode what may not stand raw in a request path (``{``, a space, ...) in text that is
+    encoded already: config URLs and assembled targets. Its ``%XX`` escapes stay as written."""
+    if not _UNSAFE_IN_ENCODED.search(text):
+        return text
+    return quote(text.encode("latin-1"), safe=_PATH_SAFE + "%")
 
 
 def _quote(text: str) -> str:

@@ -274,3 +274,45 @@ def test_require_env_method_and_expr(module_origin, proxy_factory):
     # refused requests never reached the origin
     reached = {rec.path for rec in module_origin.requests}
     assert "/by-expr/x" in reached and "/late-env/x" not in reached
+
+
+INTERPOLATE_CONF = r"""
+SetEnvIf Request_URI "^/t/(\w+)/" TENANT=$1
+SetEnvIf X-Tenant "^(\w+)$" TENANT=$1
+SetEnvIf X-Backend-Port "^([0-9]+)$" PORT=$1
+ProxyPassInterpolateEnv On
+ProxyPass /t/ {{o}}/echo/${TENANT}/ interpolate
+ProxyPass /literal/ {{o}}/echo/${TENANT}/
+ProxyPass /rd/ {{o}}/
+ProxyPassReverse /t/ {{o}}/echo/${TENANT}/ interpolate
+"""
+
+
+def test_interpolate_takes_setenvif_variables(module_origin, proxy_factory):
+    proxy = proxy_factory(INTERPOLATE_CONF, o=module_origin.url)
+    target = "/redirect?to=" + module_origin.url + "/echo/blue/next"
+    with RawConn(proxy.port) as conn:
+        blue = conn.request("GET", "/t/blue/a?x=1")
+        red = conn.request("GET", "/t/red/b")
+        literal = conn.request("GET", "/literal/d")
+        moved = conn.request("GET", "/rd" + target, headers=[("X-Tenant", "blue")])
+        not_mapped = conn.request("GET", "/rd" + target, headers=[("X-Tenant", "red")])
+    assert json.loads(blue.body)["target"] == "/echo/blue/blue/a?x=1"
+    assert json.loads(red.body)["target"] == "/echo/red/red/b"
+    assert json.loads(literal.body)["target"] == "/echo/$%7BTENANT%7D/d"   # not flagged
+    # the reverse rule is interpolated with each request's own TENANT
+    assert moved.header("Location") == "http://proxy.test/t/next"   # Host: proxy.test
+    assert not_mapped.header("Location") == module_origin.url + "/echo/blue/next"
+
+
+@pytest.mark.skipif(server_kind() == "httpd", reason="httpd cannot parse a variable port")
+def test_interpolate_a_port_from_a_request_header(module_origin, proxy_factory):
+    proxy = proxy_factory(r"""
+SetEnvIf X-Backend-Port "^([0-9]+)$" PORT=$1
+ProxyPassInterpolateEnv On
+ProxyPass /p/ http://127.0.0.1:${PORT}/echo/port/ interpolate
+""")
+    port = module_origin.url.rsplit(":", 1)[1]
+    with RawConn(proxy.port) as conn:
+        by_port = conn.request("GET", "/p/c", headers=[("X-Backend-Port", port)])
+    assert json.loads(by_port.body)["target"] == "/echo/port/c"

@@ -134,3 +134,39 @@ def test_prefix_match_url_and_path(alias: str, url: str, target: bytes,
     assert m is not None
     assert (m.url, m.path) == expected
     assert (m.worker, m.host, m.port, m.balancer) == (url, "b", 80, None)
+
+
+def mapped_router(*rules: tuple[str, str | None, str]) -> Router:
+    """Prefix rules (path, target, mapping) on model objects."""
+    workers = {t: worker(t, host=t.split("//", 1)[1].split("/", 1)[0])
+               for _, t, _ in rules if t is not None}
+    routes = tuple(Route(kind=RouteKind.PREFIX, path=p, target=t, source=SRC, worker=t,
+                         mapping=m) for p, t, m in rules)
+    return Router(VirtualHost(server_name="front", source=SRC, routes=routes),
+                  MappingProxyType(workers))
+
+
+def test_mapped_rules_go_first_and_see_the_encoded_path() -> None:
+    r = mapped_router(("/a", "http://b/plain", ""), ("/a", "http://b/enc", "encoded"),
+                      ("/s/", "http://b/servlet/", "servlet"))
+    assert backend_path(r, b"/a/x%e9?q") == "/enc/x%e9?q"
+    assert backend_path(r, b"/s;j=1/x;k=2") == "/servlet/x;k=2"
+    r = mapped_router(("/a", None, "encoded"), ("/a", "http://b/plain", ""))
+    assert backend_path(r, b"/a/x%e9") == "/plain/x%E9"   # a mapped ! ends only that phase
+
+
+def test_plain_prefix_rules_stay_on_the_direct_branch() -> None:
+    # Router.route builds a plain rule's Match inline (the hot path); mapped and
+    # interpolating rules must not push plain ones off it.
+    r = mapped_router(("/a", "http://b/x", ""), ("/e", "http://b/y", "encoded"))
+    assert [c.direct for c in r._routes] == [True]
+    assert not r.interpolates
+
+
+def test_an_environment_changes_nothing_without_interpolate() -> None:
+    r = router(("/${X}", "http://b/${X}/"))
+    target = parse_target(b"/$%7BX%7D/z", EncodedSlashes.OFF)
+    assert not r.interpolates
+    found = r.route(target, (), {"X": "x"})
+    assert found is not None and found.path == "/$%7BX%7D//z"   # braces encoded, as httpd
+    assert found == r.route(target)

@@ -104,7 +104,9 @@ def _add_pass(ctx: BuildContext, node: Node, regex: bool) -> None:
         worker_name = route_to_balancer(ctx, target, worker_pairs, path)
         route_target = target
     else:
-        placeholders = regex and bool(_PLACEHOLDER.search(target))
+        placeholders = ((regex and bool(_PLACEHOLDER.search(target)))
+                        or (route_flags.get("interpolate", False)
+                            and _variable_in_authority(target)))
         url = _backend(ctx, target, placeholders)
         worker = ctx.state.workers.for_pass(url, worker_pairs, ctx.source, placeholders)
         worker_name = worker.name
@@ -120,6 +122,14 @@ def _add_pass(ctx: BuildContext, node: Node, regex: bool) -> None:
         location.proxy_pass = route
     else:
         ctx.server.routes.append(route)
+
+
+def _variable_in_authority(url: str) -> bool:
+    """Whether an ``interpolate`` URL has a ``${VAR}`` in its host or port: its worker then
+    connects wherever each request's URL says, as a ProxyPassMatch ``$n`` worker does."""
+    nominal = url.split("|", 1)[1] if url[:5].lower() == "unix:" and "|" in url else url
+    authority = nominal.partition("://")[2].partition("/")[0]
+    return "${" in authority
 
 
 # -- reverse mapping ----------------------------------------------------------------------------
