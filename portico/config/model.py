@@ -249,7 +249,9 @@ class WorkerSpec:
     For ``unix:/sock|http://host/path`` the name is the whole ``unix:/sock|http://host/path``
     string (so two sockets never share a worker), ``unix_path`` holds the socket resolved
     against DefaultRuntimeDir, and scheme/host/port/path describe the part after ``|``.
-    ``has_placeholders`` is set for ProxyPassMatch URLs containing ``$n``.
+    ``has_placeholders`` is set for ProxyPassMatch URLs containing ``$n`` and for
+    ``interpolate`` URLs with a ``${VAR}`` in the host or port: such a worker connects to the
+    host and port of each request's URL (one pool per pair).
     """
 
     name: str
