@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from tests.e2e.rawhttp import RawConn
+from tests.e2e.helpers import raw_get, seen_target
 from tests.support.origin import Origin
 from tests.support.proxy import Portico, server_kind
 
@@ -67,19 +67,6 @@ def proxy(module_origin: Origin, module_proxy_factory) -> Portico:
     return module_proxy_factory(CONF, o=module_origin.url)
 
 
-def get(proxy: Portico, target: str, host: str = "proxy.test") -> int:
-    with RawConn(proxy.port) as conn:
-        return conn.request("GET", target, host=host).status
-
-
-def seen(proxy: Portico, origin: Origin, target: str, host: str = "proxy.test") -> str:
-    """GET ``target`` through the proxy; the target the origin received."""
-    status = get(proxy, target, host)
-    assert status == 200, f"{target} -> {status}"
-    (rec,) = origin.wait_for_requests(1)
-    return rec.target
-
-
 @pytest.mark.parametrize(("target", "expected"), [
     ("/s/a;jsessionid=1", "/back/a;jsessionid=1"),
     ("/s;p/a;x/b;y?q=1", "/back/a;x/b;y?q=1"),
@@ -96,12 +83,12 @@ def seen(proxy: Portico, origin: Origin, target: str, host: str = "proxy.test") 
     ("/s/..;x/..;y/z", "/plain-s/..;x/..;y/z"),   # above the root: the servlet rule passes
 ])
 def test_servlet_mapping(proxy, morigin, target, expected):
-    assert seen(proxy, morigin, target) == expected
+    assert seen_target(proxy, morigin, target) == expected
 
 
 @pytest.mark.parametrize("target", ["/u/vw", "/s;x"])
 def test_servlet_mapping_not_matched(proxy, morigin, target):
-    assert get(proxy, target) == 404
+    assert raw_get(proxy, target) == 404
     assert morigin.requests == []
 
 
@@ -110,7 +97,7 @@ def test_servlet_mapping_not_matched(proxy, morigin, target):
 ])
 def test_servlet_path_parameters_do_not_dodge_a_location(proxy, morigin, target):
     # the Location sees the servlet form of the path, as the backend will understand it
-    assert get(proxy, target) == 403
+    assert raw_get(proxy, target) == 403
     assert morigin.requests == []
 
 
@@ -133,24 +120,24 @@ def test_servlet_path_parameters_do_not_dodge_a_location(proxy, morigin, target)
     ("/lp/x", "/lp-server-enc/x"),
 ])
 def test_encoded_mapping(proxy, morigin, target, expected):
-    assert seen(proxy, morigin, target) == expected
+    assert seen_target(proxy, morigin, target) == expected
 
 
 def test_encoded_slash_with_nodecode(proxy, morigin):
-    assert seen(proxy, morigin, "/e/x%2Fy", host="nodecode.test") == "/enc/x%2Fy"
+    assert seen_target(proxy, morigin, "/e/x%2Fy", host="nodecode.test") == "/enc/x%2Fy"
 
 
 @pytest.mark.skipif(HTTPD, reason="httpd lets a mapped rule take %2F (docs/compat.md)")
 def test_encoded_slash_refused_before_mapped_rules(proxy, morigin):
-    assert get(proxy, "/e/x%2Fy") == 404
+    assert raw_get(proxy, "/e/x%2Fy") == 404
     assert morigin.requests == []
 
 
 def test_interpolate_with_interpolate_env_off_is_literal(proxy, morigin):
     # ${NOT_DEFINED} was left as written at load; with ProxyPassInterpolateEnv Off the rule
     # keeps it, so only the literal path matches and the backend URL keeps it too.
-    assert get(proxy, "/i/a") == 404
-    target = seen(proxy, morigin, "/i%24%7BNOT_DEFINED%7D/a")
+    assert raw_get(proxy, "/i/a") == 404
+    target = seen_target(proxy, morigin, "/i%24%7BNOT_DEFINED%7D/a")
     assert target in ("/lit${NOT_DEFINED}x/a", "/lit$%7BNOT_DEFINED%7Dx/a")  # httpd re-encodes
 
 

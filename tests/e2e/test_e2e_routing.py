@@ -11,8 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.helpers import client, echoed
-from tests.e2e.rawhttp import RawConn
+from tests.e2e.helpers import client, echoed, raw_get, seen_target
 from tests.support.origin import Origin
 from tests.support.proxy import Portico
 
@@ -62,20 +61,6 @@ def proxy(module_origin: Origin, module_proxy_factory) -> Portico:
 def http(proxy: Portico) -> Iterator:
     with client(proxy) as c:
         yield c
-
-
-def raw_get(proxy: Portico, target: str, host: str = "proxy.test") -> int:
-    """Send a GET with the exact target bytes (no client normalisation); return the status."""
-    with RawConn(proxy.port) as conn:
-        return conn.request("GET", target, host=host).status
-
-
-def seen_target(proxy: Portico, origin: Origin, target: str, host: str = "proxy.test") -> str:
-    """GET ``target`` through the proxy and return the target the origin received."""
-    status = raw_get(proxy, target, host)
-    assert status == 200, f"{target} -> {status}"
-    (rec,) = origin.wait_for_requests(1)
-    return rec.target
 
 
 # §2.1.1, every row of the observed table ------------------------------------------------
