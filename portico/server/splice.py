@@ -18,6 +18,12 @@ and waits for readiness of the one that blocked through its duplicate (uvloop re
 watcher on a descriptor that a transport owns, and a transport may close its own at any
 time). The caller's timers bound every wait: ``waiting_for_client``
 tells them which side the relay is waiting for.
+
+The ACK. Before waiting for more of the body, the relay asks the kernel to acknowledge what
+it has read at once (TCP_QUICKACK). Reads by splice do not hurry the ACK the way a read into
+memory does, so on a request/response connection the kernel holds it back (delayed ACK,
+about 40 ms) while a backend that filled its send buffer waits for exactly that ACK: one
+response in a hundred took 40 ms longer, at four connections already.
 """
 
 from __future__ import annotations
@@ -83,7 +89,8 @@ class SpliceRelay:
     """
 
     __slots__ = ("_dst", "_in_pipe", "_loop", "_on_done", "_on_fail", "_on_wait_over",
-                 "_owns_fds", "_pipe", "_src", "_to_read", "_watching", "moved")
+                 "_owns_fds", "_pipe", "_src", "_src_socket", "_to_read", "_watching",
+                 "moved")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, src_fd: int, dst_fd: int, length: int,
                  on_done: Callable[[int], None], on_fail: Callable[[str, str, int], None],
@@ -99,6 +106,7 @@ class SpliceRelay:
         self._pipe: tuple[int, int] | None = None
         self._watching: tuple[int, bool] | None = None   # (fd, for writing)
         self._owns_fds = False   # _src and _dst are our duplicates (after the first wait)
+        self._src_socket: socket.socket | None = None   # owns the _src duplicate, for ACKs
         self.moved = 0   # bytes delivered to the client
 
     @property
@@ -166,6 +174,8 @@ class SpliceRelay:
             self._src = os.dup(self._src)
             self._dst = os.dup(self._dst)
             self._owns_fds = True
+        if not writing:
+            self._ack_now()
         fd = self._dst if writing else self._src
         if self._watching == (fd, writing):
             return
@@ -175,6 +185,18 @@ class SpliceRelay:
         else:
             self._loop.add_reader(fd, self._woken)
         self._watching = (fd, writing)
+
+    def _ack_now(self) -> None:
+        """Acknowledge what was read without the kernel's delay (see "The ACK" above)."""
+        sock = self._src_socket
+        if sock is None:
+            sock = self._src_socket = socket.socket(fileno=self._src)  # our duplicate
+        if sock.family == socket.AF_UNIX:
+            return
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        except OSError:
+            pass   # the connection is going; the read that follows will say so
 
     def _unwatch(self) -> None:
         watching = self._watching
@@ -194,7 +216,11 @@ class SpliceRelay:
         self._unwatch()
         if self._owns_fds:
             self._owns_fds = False
-            os.close(self._src)
+            if self._src_socket is not None:
+                self._src_socket.close()   # closes the _src duplicate
+                self._src_socket = None
+            else:
+                os.close(self._src)
             os.close(self._dst)
         pipe, self._pipe = self._pipe, None
         if pipe is not None:

@@ -281,6 +281,36 @@ def test_source_arriving_in_pieces_is_waited_for(tcp_pair: TcpPair):
     run(main)
 
 
+def test_waiting_for_the_backend_acknowledges_at_once(tcp_pair: TcpPair):
+    """Before waiting for more of the body the relay takes the source out of delayed-ACK
+    mode, so a backend waiting for that ACK is not held up ~40 ms (module docstring)."""
+    length = 100_000
+    body = pattern(length)
+
+    def quick(sock: socket.socket) -> int:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        src, src_peer = tcp_pair()
+        dst, dst_peer = tcp_pair()
+        src.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 0)   # delayed ACKs, as
+        assert quick(src) == 0                                       # on a busy connection
+        calls = Calls()
+        await loop.sock_sendall(src_peer, body[:30_000])
+        await until(lambda: queued(src) == 30_000, "the first part")
+        relay = calls.relay(src, dst, length)
+        relay.start()
+        assert calls.total() == 0 and not relay.waiting_for_client   # waits for the backend
+        assert quick(src) == 1
+        await loop.sock_sendall(src_peer, body[30_000:])
+        received = await recv_exactly(dst_peer, length)
+        await calls.finished()
+        assert received == body and calls.done == [length]
+
+    run(main)
+
+
 @pytest.mark.parametrize("when", ["before start", "while the relay waits"])
 def test_source_closing_early_fails_on_the_backend_side(tcp_pair: TcpPair, when: str):
     length = 50_000
