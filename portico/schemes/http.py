@@ -660,11 +660,14 @@ class HttpExchange:
                 or conn is None or conn.transport is None or t is None or t.is_closing()
                 or conn.transport.is_closing() or t.get_write_buffer_size()):
             return False
-        conn.transport.pause_reading()
         relay = self._relay = front.relay = SpliceRelay(
             conn.loop, conn.splice_fd, front.splice_fd, left,
             self._spliced, self._splice_failed, self._splice_progress)
-        relay.start()
+        relay.start()   # usually done in here: the body was there and the client had room
+        if self._relay is relay:
+            # It waits for one side: the backend's transport must not read meanwhile (we
+            # are inside its read callback until now, so it could not).
+            conn.transport.pause_reading()
         return True
 
     def _spliced(self, moved: int) -> None:
