@@ -252,7 +252,10 @@ class HttpBackend(asyncio.BufferedProtocol):
         if ex is None:
             return
         now = self.loop.time()
-        waiting_for_client = ex.front.waiting_for_reader
+        # The client is slow to read the response, or to send the rest of its body (we are
+        # not holding it back): its own Timeout governs then, as in httpd.
+        waiting_for_client = ex.front.waiting_for_reader or (
+            not ex.request_done and self._client_paused is None)
         if now < self._deadline and not waiting_for_client:
             self._timer = self.loop.call_at(self._deadline, self._on_timer)
             return
@@ -476,6 +479,7 @@ class HttpExchange:
         elif conn is not None and conn.transport is not None:
             conn.transport.writelines(pieces)
             self.ctx.bytes_to_backend += len(data)
+            conn.touch(conn.loop.time())   # the body moving counts as backend activity
         else:
             self._pending.extend(pieces)
             if not self.ctx.resume_client_on_attach and sum(map(len, self._pending)) > 65536:
@@ -711,12 +715,24 @@ class HttpExchange:
         ctx = self.ctx
         if self._override:
             self._finished = True
-            self._release_backend(reusable=True)
+            self._release_backend(self._backend_reusable())
             self.front.local_error(ctx, ctx.status, override=True)
             return
         if self._response_framing == _FRAMING_CHUNKED:
             self.front.write(encode_trailers(trailers) if trailers else LAST_CHUNK)
         self._complete(trailers)
+
+    def _backend_reusable(self) -> bool:
+        """Whether the backend connection may serve another request now that its response
+        is complete: only if it got the whole request (a backend that answered before the
+        body ended would read the next request as the rest of it), said keep-alive, and
+        nothing asked to close it. A body cut short also ends the client's keep-alive."""
+        ctx = self.ctx
+        if not self._request_done:
+            if ctx.has_body:   # the rest of the body would go nowhere: close the client too
+                ctx.keep_alive = False
+            return False
+        return ctx.response_keep_alive and not ctx.close_backend
 
     def _complete(self, trailers: list[tuple[bytes, bytes]]) -> None:
         """The whole response went to the client: account, release, next request."""
@@ -724,13 +740,8 @@ class HttpExchange:
             return
         ctx = self.ctx
         ctx.response_trailers = trailers
-        if not self._request_done and ctx.has_body:
-            # The response ended before the client finished sending its body: the rest of
-            # the body would go nowhere, so this connection closes after the response.
-            ctx.keep_alive = False
         self._finished = True
-        self._release_backend(self._request_done and ctx.response_keep_alive
-                              and not ctx.close_backend)
+        self._release_backend(self._backend_reusable())
         self.front.response_done(ctx)
 
     def _release_backend(self, reusable: bool) -> None:
@@ -841,6 +852,11 @@ class HttpExchange:
         front.handler = successor
         successor.start()
         return True
+
+    @property
+    def request_done(self) -> bool:
+        """The client's whole request (head and body) has been received."""
+        return self._request_done
 
     @property
     def finished(self) -> bool:

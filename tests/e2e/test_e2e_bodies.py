@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.e2e.helpers import client
-from tests.e2e.rawhttp import RawConn
+from tests.e2e.rawhttp import RawConn, request_bytes
 from tests.support.origin import Origin, pattern, pattern_sha256
 from tests.support.proxy import Portico
 
@@ -149,3 +149,19 @@ def test_slow_client_does_not_make_the_proxy_buffer_the_download(proxy, morigin)
     assert h.hexdigest() == pattern_sha256(size)
     grown_mib = (peak - baseline) / 1024
     assert grown_mib < 50, f"proxy RSS grew by {grown_mib:.0f} MiB during a 200 MiB download"
+
+
+def test_an_upload_slower_than_the_backend_timeout_still_succeeds(module_origin, proxy_factory):
+    """The backend timeout bounds the backend's silence, not the client's upload: a body that
+    takes 1.6 s to arrive in pieces goes through under timeout=1 (httpd: the client's own
+    Timeout governs reading it)."""
+    proxy = proxy_factory("ProxyPass /up {{o}}/echo timeout=1\n", o=module_origin.url)
+    pieces = [bytes([65 + i]) * 100 for i in range(8)]
+    with RawConn(proxy.port, timeout=10) as conn:
+        conn.send(request_bytes("POST", "/up", [("Content-Length", "800")]))
+        for piece in pieces:
+            time.sleep(0.2)   # the client's pace is what is under test
+            conn.send(piece)
+        resp = conn.read_final("POST")
+    assert resp.status == 200, resp
+    assert json.loads(resp.body)["body"] == b"".join(pieces).decode()

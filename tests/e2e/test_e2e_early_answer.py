@@ -1,0 +1,89 @@
+"""A backend that answers before it has read the whole request body (403 on the head alone):
+its connection still owes bytes of that body, so it must never serve another request — with
+ProxyErrorOverride replacing the answer or not — and the client's connection closes after the
+answer, since the rest of its body has nowhere to go."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from tests.e2e.rawhttp import RawConn, request_bytes
+from tests.support.proxy import Portico
+
+
+class _EarlyBackend:
+    """Keep-alive raw backend. ``/deny`` is answered 403 from the head alone, without reading
+    a byte of the body; anything else gets 200 whose body is the request line it read, so a
+    request parsed out of leftover body bytes shows in the answer."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(5)
+        buffer = b""
+        with conn:
+            try:
+                while True:
+                    while b"\r\n\r\n" not in buffer:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            return
+                        buffer += chunk
+                    head, _, buffer = buffer.partition(b"\r\n\r\n")
+                    line = head.split(b"\r\n", 1)[0]
+                    if b" /deny " in line:
+                        conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope")
+                        continue   # the body (if it ever comes) is read as the next "head"
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                                 % (len(line), line))
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self._stop = True
+        self.sock.close()
+
+
+@pytest.fixture
+def backend():
+    b = _EarlyBackend()
+    yield b
+    b.close()
+
+
+@pytest.mark.parametrize("override", ["On", "Off"])
+def test_a_backend_that_answered_early_serves_no_other_request(tmp_path, backend, override):
+    conf = f"ProxyErrorOverride {override}\nProxyPass / http://127.0.0.1:{backend.port}/\n"
+    with Portico.start(conf, tmp_path) as proxy:
+        with RawConn(proxy.port) as first:
+            # 20 bytes promised, 5 sent: the backend answers from the head alone
+            first.send(request_bytes("POST", "/deny", [("Content-Length", "20")]) + b"hello")
+            answer = first.read_final("POST")
+            assert answer.status == 403
+            assert answer.header("Connection") == "close"
+            assert first.closed_by_peer()
+        with RawConn(proxy.port) as second:
+            reply = second.request("GET", "/second")
+    assert reply.status == 200
+    assert reply.body == b"GET /second HTTP/1.1"   # a request of its own, on a fresh connection
+    assert backend.connections == 2
