@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("portico.proxy")
 
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+_PLAIN = "\0plain"   # HttpBackend.tls_name of a connection without TLS (any name fits)
 _REPLAY_LIMIT = 64 * 1024   # request body kept for a retry on a fresh connection
 # proxy-sendcl / force-proxy-request-1.0 gather a chunked body in memory to learn its length;
 # a larger one is refused with 413 rather than held (docs/compat.md).
@@ -73,7 +74,7 @@ class HttpBackend(asyncio.BufferedProtocol):
     __slots__ = ("_client_paused", "_deadline", "_head_reads", "_timer", "_timeout",
                  "bytes_read", "closed",
                  "exchange", "flow", "head_view", "idle_since", "loop", "parser", "pool",
-                 "read_view", "splice_fd", "transport")
+                 "read_view", "splice_fd", "tls_name", "transport")
 
     def __init__(self, pool: Pool, max_field_size: int, bad_header: str,
                  head_reads: int = 8192) -> None:
@@ -96,6 +97,9 @@ class HttpBackend(asyncio.BufferedProtocol):
         self._timeout = 0.0
         self._deadline = 0.0
         self.splice_fd = -1   # the socket, when a body can be spliced from it (no TLS)
+        # The server name a TLS connection was opened for (SNI, checked against the
+        # certificate): it serves only requests for that name. _PLAIN: not TLS.
+        self.tls_name: str | None = _PLAIN
         # Where reads go while a head is expected (set again for each exchange), and now.
         self.head_view = self.read_view = _LARGE_READS
         self._head_reads = head_reads
@@ -324,6 +328,9 @@ class HttpExchange:
         else:
             ctx.worker.slot.begin()
         conn = None if fresh else self._pool.take_idle()
+        if conn is not None and conn.tls_name is not _PLAIN and conn.tls_name != ctx.sni:
+            self._pool.release(conn, reusable=False)   # made for another name (see _connect)
+            conn = None
         if conn is not None:
             self._attach(conn, reused=True)  # type: ignore[arg-type]
         else:
@@ -350,12 +357,15 @@ class HttpExchange:
         plan = ctx.plan
 
         async def open_new() -> HttpBackend:
-            proto = await ctx.worker.connector.open(
+            proto: HttpBackend = await ctx.worker.connector.open(  # type: ignore[assignment]
                 lambda: HttpBackend(pool, plan.response_field_size, plan.bad_header,
                                     plan.io_buffer_size),
                 plan.connect_timeout, server_hostname=ctx.sni,
                 host=ctx.match.host, port=ctx.match.port)
-            return proto  # type: ignore[return-value]
+            if proto.transport is not None and proto.splice_fd < 0 and \
+                    proto.transport.get_extra_info("ssl_object") is not None:
+                proto.tls_name = ctx.sni
+            return proto
 
         try:
             if fresh:
@@ -369,6 +379,13 @@ class HttpExchange:
                 reused = False
             else:
                 conn, reused = await pool.acquire(open_new, plan.acquire_wait)  # type: ignore[assignment]
+                if reused and conn.tls_name is not _PLAIN and conn.tls_name != ctx.sni:
+                    # A pooled TLS connection was opened (and its certificate checked) for
+                    # another server name: with ProxyPreserveHost the name follows the
+                    # client's Host, so reusing it would skip the check (§4.1). A new one.
+                    pool.release(conn, reusable=False)
+                    await self._connect(True)
+                    return
         except PoolExhausted as exc:
             self._connect_task = None
             self._fail(UpstreamError(UpstreamErrorKind.POOL_EXHAUSTED, str(exc)))

@@ -68,3 +68,28 @@ def test_unix_socket_origin(proxy_factory, unix_origin):
     (rec,) = unix_origin.wait_for_requests(1)
     assert rec.target == "/echo/over-unix?q=1"
     assert rec.header("Host") == "localhost"  # the nominal host after "|"
+
+
+PRESERVE_CONF = """
+SSLProxyEngine On
+SSLProxyVerify require
+SSLProxyCACertificateFile {{ca}}
+ProxyPreserveHost On
+ProxyPass /tls {{tls}}
+"""
+
+
+def test_a_pooled_tls_connection_serves_only_its_own_server_name(
+        proxy_factory, tls_origin, tls_ca_file):
+    """With ProxyPreserveHost the server name (SNI and the certificate check) follows the
+    client's Host: a connection checked for "localhost" must not carry a request for another
+    name, whose check would fail (§4.1)."""
+    url = f"https://localhost:{tls_origin.port}"
+    p = proxy_factory(PRESERVE_CONF, tls=url, ca=tls_ca_file)
+    with RawConn(p.port) as conn:
+        assert conn.request("GET", "/tls/echo/a", host="localhost").status == 200
+    with RawConn(p.port) as conn:   # the pool now holds a connection made for "localhost"
+        assert conn.request("GET", "/tls/echo/b", host="evil.example").status == TLS_FAILURE
+    with RawConn(p.port) as conn:
+        assert conn.request("GET", "/tls/echo/c", host="localhost").status == 200
+    assert [r.target for r in tls_origin.requests] == ["/echo/a", "/echo/c"]
