@@ -481,7 +481,9 @@ def _response_fields(headers: Headers, framing: int, mapper: ReverseMapper | Non
             if mapper is not None and mapper.maps_cookies:
                 item = (item[0], mapper.cookie(item[1].decode("latin-1")).encode("latin-1"))
         elif via_mode is not _VIA_OFF:  # _VIA
-            if via_mode is not _VIA_BLOCK:
+            if via_mode is _VIA_BLOCK:
+                append(item)   # Block keeps the backend's own Via and adds none (§4.3)
+            else:
                 via = [*(via or ()), item[1]]
             continue
         append(item)

@@ -180,6 +180,12 @@ def test_via_block_removes_request_via(proxy, morigin):
     assert resp.header("Via") is None
 
 
+def test_via_block_leaves_the_backends_response_via_alone(proxy, morigin):
+    resp = send(proxy, "/h?Via=1.1%20backend", host="via-block.test")
+    assert resp.status == 200
+    assert resp.header_all("Via") == ["1.1 backend"]
+
+
 def test_via_on_appends_to_backend_response_via(proxy, morigin):
     resp = send(proxy, "/h?Via=1.1%20backend", host="via-on.test")
     assert resp.status == 200
