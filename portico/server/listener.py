@@ -7,7 +7,7 @@ port) and handed to ``loop.create_server(sock=...)``. Accepted sockets get TCP_N
 
 from __future__ import annotations
 
-__all__ = ["ListenAddress", "bind_socket", "open_listener", "resolve_listens"]
+__all__ = ["ListenAddress", "bind_socket", "check_free", "open_listener", "resolve_listens"]
 
 import socket
 from dataclasses import dataclass
@@ -53,6 +53,23 @@ def _ipv6_works() -> bool:
         return False
 
 
+def check_free(addr: ListenAddress) -> None:
+    """Refuse an address another process listens on, as httpd does. SO_REUSEPORT would let
+    a second server share the port silently and split the traffic between two configs; a
+    plain bind (no SO_REUSEPORT) fails while anyone listens there. Raises ConfigError."""
+    probe = socket.socket(addr.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if addr.family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        probe.bind((addr.host, addr.port))
+    except OSError as exc:
+        raise ConfigError(f"could not bind to address {addr}: {exc.strerror or exc}",
+                          directive="Listen") from None
+    finally:
+        probe.close()
+
+
 def bind_socket(addr: ListenAddress) -> socket.socket:
     """A bound, non-blocking SO_REUSEPORT socket, not listening yet. Raises ConfigError."""
     sock = socket.socket(addr.family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -71,7 +88,8 @@ def bind_socket(addr: ListenAddress) -> socket.socket:
 
 
 def open_listener(addr: ListenAddress, backlog: int = 511) -> socket.socket:
-    """``bind_socket`` and listening. Raises ConfigError."""
+    """``check_free``, ``bind_socket`` and listening. Raises ConfigError."""
+    check_free(addr)
     sock = bind_socket(addr)
     try:
         sock.listen(backlog)

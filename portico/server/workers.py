@@ -64,7 +64,7 @@ from portico.errors import ConfigError
 from portico.health.checker import CheckerThread
 from portico.logs.errorlog import NOTICE, setup_error_log
 from portico.server.accesslog import build_access_logs
-from portico.server.listener import ListenAddress, bind_socket, resolve_listens
+from portico.server.listener import ListenAddress, bind_socket, check_free, resolve_listens
 from portico.server.pidfile import PidFile
 from portico.server.serve import ProxyServer
 from portico.state.scoreboard import Scoreboard
@@ -147,6 +147,8 @@ class ListenerSet:
         try:
             for addr in addrs:
                 have = self.current.get(addr, [])
+                if not have:
+                    check_free(addr)   # new to this server: nobody else may listen there
                 out[addr] = [have[i] if i < len(have) else bind_socket(addr)
                              for i in range(slots)]
         except ConfigError:

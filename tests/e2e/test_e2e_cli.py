@@ -127,3 +127,19 @@ def test_signal_gives_a_clean_exit(tmp_path, origin: Origin, sig):
         p.stop()
     assert code == 0, p.stderr
     assert "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("mode", [["-X"], ["-w", "2"]])
+def test_a_second_server_on_a_taken_address_refuses_to_start(tmp_path, origin: Origin, mode):
+    """httpd: "could not bind to address". SO_REUSEPORT must not let a second server share
+    the port (and split the traffic between two configs)."""
+    with Portico.start("ProxyPass / {{o}}/\n", tmp_path / "first", o=origin.url) as first:
+        conf, _ = Portico.write_config("ProxyPass / {{o}}/\n", tmp_path / "second",
+                                       port=first.port, o=origin.url)
+        second = subprocess.run(Portico.command(conf, tmp_path / "second", *mode),
+                                capture_output=True, text=True, timeout=20,
+                                stdin=subprocess.DEVNULL)
+        assert second.returncode != 0
+        assert "could not bind to address" in second.stderr + second.stdout
+        with RawConn(first.port) as conn:
+            assert conn.request("GET", "/echo").status == 200
