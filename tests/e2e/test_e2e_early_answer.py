@@ -6,62 +6,34 @@ answer, since the rest of its body has nowhere to go."""
 from __future__ import annotations
 
 import socket
-import threading
 
 import pytest
 
 from tests.e2e.rawhttp import RawConn, request_bytes
 from tests.support.proxy import Portico
+from tests.support.rawbackend import RawBackend
 
 
-class _EarlyBackend:
+class _EarlyBackend(RawBackend):
     """Keep-alive raw backend. ``/deny`` is answered 403 from the head alone, without reading
     a byte of the body; anything else gets 200 whose body is the request line it read, so a
     request parsed out of leftover body bytes shows in the answer."""
 
-    def __init__(self) -> None:
-        self.connections = 0
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(5)
+    def serve(self, conn: socket.socket) -> None:
         buffer = b""
-        with conn:
-            try:
-                while True:
-                    while b"\r\n\r\n" not in buffer:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            return
-                        buffer += chunk
-                    head, _, buffer = buffer.partition(b"\r\n\r\n")
-                    line = head.split(b"\r\n", 1)[0]
-                    if b" /deny " in line:
-                        conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope")
-                        continue   # the body (if it ever comes) is read as the next "head"
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
-                                 % (len(line), line))
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
+        while True:
+            while b"\r\n\r\n" not in buffer:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buffer += chunk
+            head, _, buffer = buffer.partition(b"\r\n\r\n")
+            line = head.split(b"\r\n", 1)[0]
+            if b" /deny " in line:
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\nnope")
+                continue   # the body (if it ever comes) is read as the next "head"
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                         % (len(line), line))
 
 
 @pytest.fixture

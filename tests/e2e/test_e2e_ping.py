@@ -4,64 +4,41 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 
 from e2e.rawhttp import RawConn
 
 from tests.support.proxy import Portico
+from tests.support.rawbackend import RawBackend
 
 
-class _Backend:
+class _Backend(RawBackend):
     """A raw HTTP/1.1 backend: answers 100 Continue to Expect (or stays silent), then 200."""
 
     def __init__(self, send_continue: bool) -> None:
         self.send_continue = send_continue
         self.heads: list[bytes] = []
         self.bodies: list[bytes] = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self._stop = False
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
+    def serve(self, conn: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += conn.recv(65536)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        self.heads.append(head)
+        if b"expect: 100-continue" in head.lower():
+            if not self.send_continue:
+                time.sleep(3)   # never says 100 in time
                 return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        conn.settimeout(5)
-        with conn:
-            data = b""
-            try:
-                while b"\r\n\r\n" not in data:
-                    data += conn.recv(65536)
-                head, _, rest = data.partition(b"\r\n\r\n")
-                self.heads.append(head)
-                if b"expect: 100-continue" in head.lower():
-                    if not self.send_continue:
-                        time.sleep(3)   # never says 100 in time
-                        return
-                    conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-                while len(rest) < length:
-                    rest += conn.recv(65536)
-                self.bodies.append(rest)
-                body = b"got %d" % len(rest)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
-                             % (len(body), body))
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self._stop = True
-        self.sock.close()
+            conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        while len(rest) < length:
+            rest += conn.recv(65536)
+        self.bodies.append(rest)
+        body = b"got %d" % len(rest)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
 
 
 CONF = """
