@@ -83,10 +83,12 @@ def _positive(text: str) -> int:
 
 def _check(path: str, defines: list[str], root: str | None) -> int:
     from portico.config import ConfigError, load_config
+    from portico.logs.errorlog import check_error_log
     from portico.server.accesslog import build_access_logs
     try:
         config = load_config(path, defines, root)
         build_access_logs(config, open_files=False).close()
+        check_error_log(config)
     except ConfigError as exc:
         print(f"Syntax error: {exc}", file=sys.stderr)
         return 1

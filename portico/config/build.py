@@ -64,6 +64,7 @@ class ServerScope:
     log_formats: dict[str, str] = field(default_factory=dict)
     default_format: str | None = None
     error_log: str | None = None
+    error_log_source: Source | None = None   # where ErrorLog was set
     proxy_pass_inherit: bool | None = None
     balancer: HostBalancerSettings = field(default_factory=HostBalancerSettings)
 

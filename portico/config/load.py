@@ -85,6 +85,7 @@ def _finish(state: BuildState) -> ServerConfig:
         core=main_core,
         log_formats=MappingProxyType(main_formats),
         error_log=_main_error_log(state),
+        error_log_source=main.error_log_source,
         log_level=state.log_level,
         module_log_levels=MappingProxyType(dict(state.module_log_levels)),
         pid_file=state.pid_file,

@@ -381,6 +381,7 @@ class ServerConfig:
     core: CoreSettings = field(default_factory=CoreSettings)
     log_formats: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     error_log: str = "logs/error_log"
+    error_log_source: Source | None = None   # the ErrorLog directive; None: the default
     log_level: str = "warn"
     module_log_levels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     pid_file: str | None = None

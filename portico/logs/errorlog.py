@@ -19,16 +19,20 @@ from __future__ import annotations
 
 __all__ = [
     "ALERT", "EMERG", "NOTICE", "TRACE1", "TRACE2", "TRACE3", "TRACE4", "TRACE5", "TRACE6",
-    "TRACE7", "TRACE8", "HttpdFormatter", "close_error_log", "httpd_level", "setup_error_log",
+    "TRACE7", "TRACE8", "HttpdFormatter", "check_error_log", "close_error_log", "httpd_level",
+    "setup_error_log",
 ]
 
 import bisect
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping
 
-from portico.logs.writer import AccessLogWriter
+from portico.config.model import ServerConfig
+from portico.errors import ConfigError
+from portico.logs.writer import AccessLogWriter, LogOpenError
 
 EMERG = 60
 ALERT = 55
@@ -129,6 +133,48 @@ class _ErrorLogHandler(logging.Handler):
         super().close()
 
 
+_DEFAULT_NAME = "the default ErrorLog logs/error_log (there is no ErrorLog directive)"
+
+
+def _describe(target: str, server_root: str) -> str:
+    """How an error about the log at ``target`` names it, when the config is not at hand."""
+    if target == os.path.join(server_root, "logs/error_log"):
+        return _DEFAULT_NAME
+    return f"ErrorLog {target}"
+
+
+def log_file_problem(path: str) -> str | None:
+    """Why the log file ``path`` could not be opened for appending, or None (creates
+    nothing). httpd's -t checks the error log's directory the same way."""
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        return f"cannot access directory {directory}/: it does not exist"
+    if os.path.isdir(path):
+        return f"{path} is a directory"
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            return f"{path} is not writable"
+    elif not os.access(directory, os.W_OK | os.X_OK):
+        return f"cannot create {path}: directory {directory}/ is not writable"
+    return None
+
+
+def check_error_log(config: ServerConfig) -> None:
+    """Raise ConfigError, naming the ErrorLog line (or the default), if ``config``'s error
+    log is a file that cannot be opened for appending. For ``-t`` and before serving or
+    reloading, so the reason is told before anything is switched."""
+    target = config.error_log
+    if target in ("", "stderr") or target.startswith(("|", "syslog")):
+        return
+    problem = log_file_problem(os.path.join(config.server_root, target))
+    if problem is None:
+        return
+    source = config.error_log_source
+    if source is None:
+        raise ConfigError(f"{_DEFAULT_NAME}: {problem}", config.source_file)
+    raise ConfigError(problem, source.file, source.line, "ErrorLog")
+
+
 def _register_level_names() -> None:
     for name, number in _LEVELS.items():
         if logging.getLevelName(number) == f"Level {number}":
@@ -155,7 +201,10 @@ def setup_error_log(
     writer = None
     if target not in ("", "stderr"):
         writer = AccessLogWriter(on_error=_report_own_failure)
-        writer.open(target, server_root)
+        try:
+            writer.open(target, server_root)
+        except LogOpenError as exc:
+            raise LogOpenError(f"{_describe(target, server_root)}: {exc}") from None
     handler = _ErrorLogHandler(writer)
     _register_level_names()
     close_error_log()

@@ -20,6 +20,8 @@ from portico.config import load_config
 from portico.config.model import ServerConfig
 from portico.errors import ConfigError
 from portico.health.checker import HealthChecker
+from portico.logs.errorlog import check_error_log, setup_error_log
+from portico.logs.writer import LogOpenError
 from portico.proxy.pipeline import Pipeline
 from portico.server import heap
 from portico.server.accesslog import build_access_logs
@@ -162,6 +164,7 @@ class ProxyServer:
     async def _reload(self) -> None:
         try:
             config = self.load()
+            check_error_log(config)   # switched to below, once everything else is built
         except ConfigError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             return
@@ -173,7 +176,10 @@ class ProxyServer:
         except ConfigError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             return
-        self._apply_logging(config)
+        try:
+            self._apply_logging(config)
+        except ConfigError as exc:   # checked above: only if the file system changed since
+            log.error("reload: %s; the error log stays where it was", exc)
         self._access_logs = access_logs
         self.pipeline = pipeline
         self.config = config
@@ -276,9 +282,14 @@ class ProxyServer:
                 self._retire_old_pipelines()
 
     def _apply_logging(self, config: ServerConfig) -> None:
-        from portico.logs.errorlog import setup_error_log
-        setup_error_log(config.error_log, config.log_level, config.module_log_levels,
-                        config.server_root)
+        """Point the error log at ``config``'s; one that cannot be opened is a ConfigError
+        (the previous log, if any, stays in place)."""
+        check_error_log(config)
+        try:
+            setup_error_log(config.error_log, config.log_level, config.module_log_levels,
+                            config.server_root)
+        except LogOpenError as exc:   # the file system changed since the check
+            raise ConfigError(str(exc), config.source_file) from None
 
 class _TrackedConnection(FrontConnection):
     """A FrontConnection that registers itself with its server, for draining."""

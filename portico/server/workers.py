@@ -62,7 +62,7 @@ from portico.config import load_config
 from portico.config.model import ServerConfig
 from portico.errors import ConfigError
 from portico.health.checker import CheckerThread
-from portico.logs.errorlog import NOTICE, setup_error_log
+from portico.logs.errorlog import NOTICE, check_error_log, setup_error_log
 from portico.server.accesslog import build_access_logs
 from portico.server.listener import ListenAddress, bind_socket, check_free, resolve_listens
 from portico.server.pidfile import PidFile
@@ -401,6 +401,7 @@ class Master:
         formats and targets); raises ConfigError or OSError."""
         config = load_config(self.config_path, self.defines, self.server_root)
         build_access_logs(config, open_files=False).close()  # formats and targets are valid
+        check_error_log(config)   # an ErrorLog that cannot be opened names its line
         return config
 
     @staticmethod

@@ -10,6 +10,7 @@ __all__ = ["Connector", "tls_context_for"]
 
 import asyncio
 import functools
+import logging
 import socket
 import ssl
 import time
@@ -17,6 +18,8 @@ from collections.abc import Callable
 
 from portico.config.model import TLSClientSettings, WorkerSpec
 from portico.errors import UpstreamError, UpstreamErrorKind
+
+log = logging.getLogger("portico.proxy")
 
 _PROTOCOL_VERSIONS = {
     "sslv3": ssl.TLSVersion.SSLv3,
@@ -47,11 +50,17 @@ def tls_context_for(settings: TLSClientSettings) -> ssl.SSLContext:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
     if settings.machine_certificate_file:
-        ctx.load_cert_chain(settings.machine_certificate_file)
+        # An encrypted key must fail rather than make OpenSSL prompt on the terminal (the
+        # config loader refuses one; this covers a file replaced since).
+        ctx.load_cert_chain(settings.machine_certificate_file, password=_no_password)
     _apply_protocols(ctx, settings.protocol)
     if settings.cipher_suite:
         ctx.set_ciphers(settings.cipher_suite)
     return ctx
+
+
+def _no_password() -> bytes:
+    return b""
 
 
 def _apply_protocols(ctx: ssl.SSLContext, spec: str) -> None:
@@ -90,15 +99,16 @@ class Connector:
     async def open(self, factory: Callable[[], asyncio.Protocol], timeout: float,
                    server_hostname: str | None = None,
                    host: str | None = None, port: int | None = None) -> asyncio.Protocol:
-        """Connect and return the protocol; failures become UpstreamError (CONNECT*)."""
+        """Connect and return the protocol; every failure becomes an UpstreamError (CONNECT*),
+        so the request waiting on it is always answered."""
         loop = asyncio.get_running_loop()
         ssl_ctx = None
-        if self.tls is not None:
-            if not self.tls.engine:
-                raise UpstreamError(UpstreamErrorKind.NO_HANDLER,
-                                    "SSLProxyEngine is not on for an https backend")
-            ssl_ctx = tls_context_for(self.tls)
+        if self.tls is not None and not self.tls.engine:
+            raise UpstreamError(UpstreamErrorKind.NO_HANDLER,
+                                "SSLProxyEngine is not on for an https backend")
         try:
+            if self.tls is not None:
+                ssl_ctx = tls_context_for(self.tls)
             async with asyncio.timeout(timeout):
                 if self.spec.unix_path is not None:
                     _, proto = await loop.create_unix_connection(
@@ -125,6 +135,12 @@ class Connector:
         except (OSError, ssl.SSLError) as exc:
             raise UpstreamError(UpstreamErrorKind.CONNECT,
                                 f"connect to {self.spec.name} failed: {exc}") from None
+        except Exception as exc:
+            # Not a network outcome (a TLS file that changed since load, a bug): the caller
+            # only answers UpstreamErrors, so anything else would leave the request hanging.
+            log.exception("unexpected error while connecting to %s", self.spec.name)
+            raise UpstreamError(UpstreamErrorKind.CONNECT,
+                                f"connect to {self.spec.name} failed: {exc!r}") from None
         return proto
 
     async def _connect_socket(self, loop: asyncio.AbstractEventLoop, host: str | None,

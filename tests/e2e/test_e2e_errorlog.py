@@ -1,0 +1,73 @@
+"""An error log that cannot be opened (§ErrorLog): -t fails naming the ErrorLog line, or the
+default logs/error_log when there is none, and serving (-X or the master) exits non-zero
+with that message and no traceback. ErrorLog inside <VirtualHost> is ignored with a warning."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from tests.support.proxy import Portico, server_kind
+
+HTTPD = server_kind() == "httpd"
+
+# The prologue has its own ErrorLog; these configs replace it, so they are written whole.
+BASE = """\
+Listen 127.0.0.1:{{port}}
+ServerName proxy.test
+PidFile {{pid_file}}
+"""
+
+
+def run(tmp_path, template: str, *args: str, **subs: object):
+    conf, _ = Portico.write_config(BASE + template, tmp_path, prologue=False, **subs)
+    return subprocess.run(Portico.command(conf, tmp_path, *args), capture_output=True,
+                          text=True, timeout=20, stdin=subprocess.DEVNULL)
+
+
+MODES = [("-t",), ("-X",), ()]
+
+
+@pytest.mark.parametrize("args", MODES, ids=["check", "single", "master"])
+def test_error_log_in_a_missing_directory(tmp_path, args):
+    r = run(tmp_path, "ErrorLog {{tmp}}/no-such-dir/error.log\n", *args)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert "Syntax OK" not in out
+    assert "Traceback" not in out
+    assert "no-such-dir" in out
+    assert "ErrorLog" in out or HTTPD
+    if not HTTPD:
+        assert re.search(rf"portico\.conf:{BASE.count(chr(10)) + 1}: ErrorLog: ", out), out
+
+
+@pytest.mark.skipif(HTTPD, reason="httpd's message names the main error log, not the default")
+@pytest.mark.parametrize("args", MODES, ids=["check", "single", "master"])
+def test_default_error_log_without_a_logs_directory(tmp_path, args):
+    # No ErrorLog: logs/error_log under ServerRoot (the config's directory), which has no
+    # logs/ directory.
+    r = run(tmp_path, "", *args)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert "Traceback" not in out
+    assert "the default ErrorLog logs/error_log" in out, out
+    assert "logs/" in out
+
+
+@pytest.mark.skipif(HTTPD, reason="httpd honours ErrorLog per virtual host")
+def test_error_log_in_a_virtual_host_is_ignored_with_a_warning(tmp_path):
+    conf = (
+        "ErrorLog {{error_log}}\n"
+        "<VirtualHost *:{{port}}>\n"
+        "    ServerName vh.test\n"
+        "    ErrorLog {{tmp}}/no-such-dir/vh.log\n"
+        "</VirtualHost>\n")
+    r = run(tmp_path, conf, "-t")
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    line = BASE.count("\n") + 4
+    assert re.search(rf"portico\.conf:{line}\b.*ErrorLog inside <VirtualHost> is not "
+                     "supported", out), out
+
