@@ -38,7 +38,7 @@ class AccessRecord:
     status: int               # %>s: the final status
     original_status: int      # %s, %<s: before any override
     body_bytes: int           # %B, %b
-    bytes_in: int             # %I (request line and headers included)
+    bytes_in: int             # %I: the request as received (line, headers, body framed)
     bytes_out: int            # %O (status line and headers included)
     start_ns: int             # when the request line arrived
     end_ns: int               # when the response was finished

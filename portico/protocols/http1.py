@@ -16,6 +16,9 @@ exactly ``chunked`` (``gzip, chunked`` included), Transfer-Encoding in HTTP/1.0,
 repeated Host in HTTP/1.1 (repeated in 1.0), HTTP/0.9 and versions other than 1.0/1.1, and an
 upgrade or CONNECT request that carries a body (llhttp would hand the body to the tunnel).
 Nothing of a refused request is emitted: the head event is built only after every check.
+Requests that ended before the error in the same ``feed`` are not lost with it:
+``take_completed`` hands out their events, so the caller can serve them before answering
+the error.
 
 Limits (DESIGN rule 7): the request line (method, target, version) beyond ``max_line`` is 414;
 a field line (``name: value``) beyond ``max_field_size`` or more than ``max_fields`` fields is
@@ -128,7 +131,7 @@ class RequestParser:
         "_expect", "_head_bytes", "_headers", "_host", "_host_count", "_in_head", "_keep_alive",
         "_max_body", "_max_field_size", "_max_fields", "_max_head", "_max_line", "_parser",
         "_long_fields", "_rare", "_started", "_target", "_te_count", "_trailers",
-        "_transfer_encoding", "_unparsed", "_upgrade", "_upgraded",
+        "_transfer_encoding", "_unparsed", "_upgrade", "_upgraded", "_completed",
     )
 
     def __init__(self, limits: RequestLimits | None = None) -> None:
@@ -141,6 +144,7 @@ class RequestParser:
         self._max_head = (limits.max_line + 2) + limits.max_fields * (
             limits.max_field_size + 2) + 2
         self._events: list[Event] = []
+        self._completed: list[Event] = []
         self._error: RemoteProtocolError | None = None
         self._closed = False
         self._upgraded = False
@@ -197,6 +201,7 @@ class RequestParser:
         except httptools.HttpParserCallbackError:
             if self._error is None:
                 raise  # our own bug inside a callback, not the client's
+            self._keep_completed(events)
             raise self._error from None
         except httptools.HttpParserError as exc:
             if self._closed:
@@ -204,6 +209,7 @@ class RequestParser:
             message = str(exc)
             status = 505 if "HTTP version" in message else 400
             self._error = RemoteProtocolError(f"bad request: {message}", status)
+            self._keep_completed(events)
             raise self._error from None
         if self._in_head:
             if self._started:
@@ -211,8 +217,22 @@ class RequestParser:
             else:
                 self._head_bytes += len(data)
             if self._head_bytes > self._max_head:
+                self._keep_completed(events)
                 self._fail("request header section too large", 431)
         return events
+
+    def _keep_completed(self, events: list[Event]) -> None:
+        """Keep the events of the messages that ended before an error (see take_completed)."""
+        for i in range(len(events) - 1, -1, -1):
+            if type(events[i]) is EndOfMessage:
+                self._completed = events[:i + 1]
+                return
+
+    def take_completed(self) -> list[Event]:
+        """After ``feed`` raised: the events of the requests that ended in the same call
+        before the error (the message in which it happened gives nothing). Once."""
+        completed, self._completed = self._completed, []
+        return completed
 
     @property
     def upgraded(self) -> bool:

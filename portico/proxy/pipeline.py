@@ -14,6 +14,7 @@ __all__ = ["Pipeline"]
 import asyncio
 import logging
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -58,16 +59,37 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class _VhostRuntime:
-    """Per-virtual-host things computed once: router, reverse mapper, names, access logs."""
+    """Per-virtual-host things computed once: router, reverse mapper, names, access logs,
+    and the host's connection handling (its core settings in the form the front reads)."""
 
-    __slots__ = ("access_logs", "decisions", "location_mappers", "mapper", "router",
-                 "server_name", "vhost")
+    __slots__ = ("access_logs", "core", "decisions", "keepalive_header", "keepalive_timeout",
+                 "limits", "location_mappers", "mapper", "reuse_limit", "router",
+                 "server_name", "timeout", "vhost")
 
     def __init__(self, vhost: VirtualHost, router: Router, access_logs: VhostAccessLogs | None,
-                 default_port: int, balancers: Mapping[str, Sequence[str]]) -> None:
+                 default_port: int, balancers: Mapping[str, Sequence[str]],
+                 main_limits: RequestLimits | None = None) -> None:
         self.vhost = vhost
         self.router = router
         self.server_name = vhost.server_name or "localhost"
+        core = self.core = vhost.core
+        self.timeout = core.timeout
+        self.keepalive_timeout = core.keepalive_timeout
+        # A connection that has served this many requests is not kept alive after the next
+        # one: 0 for KeepAlive Off, so the front compares once per request. httpd's
+        # MaxKeepAliveRequests counts reuses, so N allows N + 1 requests.
+        if not core.keepalive:
+            self.reuse_limit = 0
+        else:
+            self.reuse_limit = core.max_keepalive_requests or sys.maxsize
+        self.keepalive_header = (f"timeout={core.keepalive_timeout:g}, "
+                                 f"max={core.max_keepalive_requests}").encode()
+        limits = RequestLimits(
+            max_line=core.limit_request_line, max_field_size=core.limit_request_field_size,
+            max_fields=core.limit_request_fields, max_body=0)  # LimitRequestBody: per request
+        if main_limits is not None and _same_limits(limits, main_limits):
+            limits = main_limits   # the front compares by identity
+        self.limits = limits
         self.mapper = _mapper(vhost.reverse, vhost.cookie_domains, vhost.cookie_paths,
                               balancers)
         self.location_mappers = {
@@ -124,10 +146,6 @@ class Pipeline:
         local, for tools and tests that build a pipeline without a server)."""
         self.config = config
         self.core = config.core
-        core = config.core
-        self.limits = RequestLimits(
-            max_line=core.limit_request_line, max_field_size=core.limit_request_field_size,
-            max_fields=core.limit_request_fields, max_body=0)  # LimitRequestBody: per request
         if scoreboard is None:
             scoreboard = scoreboard_for(config, 1)
             scoreboard.bind(0)
@@ -152,18 +170,26 @@ class Pipeline:
                    for name, spec in (getattr(config, "balancers", None) or {}).items()}
         self._main = _VhostRuntime(config.main, Router(config.main, config.workers),
                                    logs.get(id(config.main)), default_port, members)
+        # The main server's request limits: what a connection's parser starts with.
+        self.limits = self._main.limits
         self._vhosts = [
             _VhostRuntime(vh, Router(vh, config.workers), logs.get(id(vh)), default_port,
-                          members)
+                          members, self.limits)
             for vh in config.vhosts]
         self._by_router = {id(v.router): v for v in [self._main, *self._vhosts]}
         self._selector = VhostSelector(self._main.router, [v.router for v in self._vhosts])
-        self.keepalive_header = (f"timeout={core.keepalive_timeout:g}, "
-                                 f"max={core.max_keepalive_requests}").encode()
         self.connections = 0
         self.requests = 0
         self.hostnames = HostNames()
         self.pid = os.getpid()
+
+    def base_runtime(self, local_ip: str, local_port: int) -> _VhostRuntime:
+        """The host whose settings govern a new connection until a request selects one:
+        the first <VirtualHost> of the address the client connected to (httpd's base
+        server), else the main server."""
+        if not self._vhosts:
+            return self._main
+        return self._by_router[id(self._selector.select(local_ip, local_port, None))]
 
     # -- connection bookkeeping (server-status counters) ---------------------------------
     def connection_opened(self, front: FrontConnection) -> None:
@@ -188,20 +214,33 @@ class Pipeline:
         if self._vhosts:
             vrt = self._by_router[id(self._selector.select(
                 front.local_ip, front.local_port, _host_name(host_header)))]
+            # The selected host's KeepAlive, MaxKeepAliveRequests, Timeout and
+            # KeepAliveTimeout govern the connection from here on (httpd: r->server). Without
+            # virtual hosts it is the main server's, set when the connection was made.
+            front.server_rt = vrt
+        if front.requests_served >= vrt.reuse_limit:
+            ctx.keep_alive = False
         ctx.vhost = vrt.vhost
         ctx.vhost_runtime = vrt
         ctx.settings = vrt.vhost.settings
         ctx.host = host_header or ""
         decision = vrt.decisions.get(head.target)
         if decision is None:
-            if head.target == b"*":
+            target = head.target
+            if target == b"*":
                 if head.method == b"OPTIONS":
                     front.send_local(ctx, 200, b"", [(b"Allow", b"GET,HEAD,POST,OPTIONS")])
                 else:
                     front.local_error(ctx, 400)
                 return None
+            origin_form = target[0] == 47   # "/..."
+            if not origin_form:
+                # Absolute-form: its authority is the host. Its decisions are not
+                # remembered, so a remembered one never needs this test.
+                vrt = self._absolute_form(ctx, front, head)
+                host_header = ctx.host or None
             try:
-                decision = self._decide(vrt, head.target)
+                decision = self._decide(vrt, target, origin_form)
             except BadTarget as exc:
                 front.local_error(ctx, exc.status)
                 return None
@@ -304,10 +343,28 @@ class Pipeline:
             return None
         return False
 
-    def _decide(self, vrt: _VhostRuntime, raw_target: bytes) -> _Decision:
+    def _absolute_form(self, ctx: RequestContext, front: FrontConnection,
+                       head: RequestHead) -> _VhostRuntime:
+        """Choose the virtual host again for an absolute-form target, by its authority."""
+        host = _absolute_form_host(head)
+        host_header = host.decode("latin-1") if host is not None else None
+        vrt = self._main
+        if self._vhosts:
+            vrt = self._by_router[id(self._selector.select(
+                front.local_ip, front.local_port, _host_name(host_header)))]
+        front.server_rt = vrt
+        ctx.keep_alive = head.keep_alive and front.requests_served < vrt.reuse_limit
+        ctx.vhost = vrt.vhost
+        ctx.vhost_runtime = vrt
+        ctx.settings = vrt.vhost.settings
+        ctx.host = host_header or ""
+        return vrt
+
+    def _decide(self, vrt: _VhostRuntime, raw_target: bytes,
+                remember: bool = True) -> _Decision:
         """Everything about a request that follows from its target alone (remembered per
-        virtual host, see ``_Decision``); raises BadTarget for a target that cannot be
-        parsed."""
+        virtual host unless ``remember`` is False, see ``_Decision``); raises BadTarget for a
+        target that cannot be parsed."""
         target = parse_target(raw_target, vrt.vhost.settings.allow_encoded_slashes)
         router = vrt.router
         locations = router.locations_for(target.path) if router.has_locations else ()
@@ -327,6 +384,8 @@ class Pipeline:
                                  or settings.env_fixed
                                  or (settings.interpolate_env and router.interpolates))
         self._route(vrt, decision, None)
+        if not remember:
+            return decision
         decisions = vrt.decisions
         if len(decisions) >= _MAX_DECISIONS:
             decisions.clear()   # many distinct targets: start over rather than track age
@@ -517,12 +576,22 @@ class Pipeline:
         match = ctx.match
         assert match is not None
         spec = worker.spec
+        # Keyed by the settings scope alone: every scope belongs to one virtual host (the
+        # config builds a host's settings anew, and Location scopes derive from them), so
+        # the host's Timeout, the default of the backend timeouts, is fixed by it too.
         plan = worker.plans.get(id(settings))
         if plan is None or plan.settings is not settings:
-            plan = worker.plans[id(settings)] = _BackendPlan(worker, settings, self.core)
-        if settings.preserve_host and ctx.host:
-            host_value = ctx.host.encode("latin-1")
-            ctx.sni = _host_name(ctx.host)
+            plan = worker.plans[id(settings)] = _BackendPlan(worker, settings, vrt.core)
+        if settings.preserve_host:
+            if ctx.host:
+                host_value = ctx.host.encode("latin-1")
+                ctx.sni = _host_name(ctx.host)
+            else:
+                # HTTP/1.0 without Host: the ServerName stands in for it (httpd warns too).
+                log.warning("ProxyPreserveHost: the request has no Host, sending the "
+                            "ServerName %s (client %s)", vrt.server_name, ctx.front.peer_ip)
+                host_value = vrt.server_name.encode("latin-1")
+                ctx.sni = vrt.server_name
         elif match.host == spec.host and match.port == spec.port:
             host_value = plan.host_value
             ctx.sni = plan.sni
@@ -530,6 +599,7 @@ class Pipeline:
             host_value = _host_header(spec.scheme, match.host, match.port)
             ctx.sni = None if spec.unix_path else match.host
         ctx.plan = plan
+        ctx.worker = plan.worker   # the twin whose connector and pools fit this scope
         via_name = ctx.via_name = _via_name(vrt, ctx.host) if plan.via else ""
         close = ctx.close_backend = plan.close_backend
         body_kind = head.body_kind
@@ -578,7 +648,9 @@ class Pipeline:
 
     # -- logging --------------------------------------------------------------------------
     def log_request(self, front: FrontConnection, ctx: RequestContext) -> None:
-        self.process.add_request(ctx.bytes_in, ctx.bytes_to_client + ctx.body_bytes)
+        bytes_in = ctx.bytes_in = front.rx_pending   # %I: the reads since the last log line
+        front.rx_pending = 0
+        self.process.add_request(bytes_in, ctx.bytes_to_client + ctx.body_bytes)
         vrt = ctx.vhost_runtime or self._main
         if vrt.access_logs is not None:
             vrt.access_logs.log(front, ctx)
@@ -680,6 +752,31 @@ def _header(head: RequestHead, name: bytes) -> str | None:
     return "; ".join(v.decode("latin-1") for v in values)
 
 
+def _absolute_form_host(head: RequestHead) -> bytes | None:
+    """The Host an absolute-form request stands for: its target's authority (userinfo
+    dropped), which replaces any Host field, as RFC 9112 §3.2.2 asks and httpd does (it
+    rewrites the Host header, so X-Forwarded-Host and ProxyPreserveHost see the new value
+    too). Other targets ("*") keep the Host field's value."""
+    target = head.target
+    start = target.find(b"://")
+    if start <= 0:
+        return head.host
+    end = len(target)
+    for mark in (b"/", b"?", b"#"):
+        at = target.find(mark, start + 3)
+        if 0 <= at < end:
+            end = at
+    authority = target[start + 3:end].rpartition(b"@")[2]
+    if not authority:
+        return head.host
+    if authority != head.host:
+        fields = [field for field in head.headers if field[0].lower() != b"host"]
+        fields.insert(0, (b"Host", authority))
+        head.headers = fields
+        head.host = authority
+    return authority
+
+
 def _host_name(host: str | None) -> str | None:
     """The name part of a Host value (no port; IPv6 brackets removed)."""
     if not host:
@@ -690,16 +787,22 @@ def _host_name(host: str | None) -> str | None:
     return host.rsplit(":", 1)[0] if ":" in host else host
 
 
+def _same_limits(a: RequestLimits, b: RequestLimits) -> bool:
+    return (a.max_line, a.max_field_size, a.max_fields) == (
+        b.max_line, b.max_field_size, b.max_fields)
+
+
 class _BackendPlan:
     """What a request to one worker under one settings scope always gets (cached per pair)."""
 
     __slots__ = ("acquire_wait", "bad_header", "close_backend", "connect_timeout",
                  "host_value", "io_buffer_size", "ping", "response_field_size", "settings",
-                 "sni", "timeout", "via")
+                 "sni", "timeout", "via", "worker")
 
     def __init__(self, worker: Worker, settings: ProxySettings, core) -> None:
         spec = worker.spec
         self.settings = settings
+        self.worker = worker.for_settings(settings)   # SSLProxy* etc. of this scope
         self.host_value = _host_header(spec.scheme, spec.host, spec.port)
         self.sni = None if spec.unix_path else spec.host
         self.timeout = worker.timeout_for(settings, core)

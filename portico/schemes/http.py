@@ -242,9 +242,15 @@ class HttpBackend(asyncio.BufferedProtocol):
         """Fail the exchange after ``seconds`` without backend activity (reset by each read
         and by ``touch``). The timer is made once per connection and re-arms itself."""
         self._timeout = seconds
-        self._deadline = now + seconds
-        if self._timer is None:
-            self._timer = self.loop.call_at(self._deadline, self._on_timer)
+        deadline = self._deadline = now + seconds
+        timer = self._timer
+        if timer is None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+        elif timer.when() > deadline:
+            # A pooled connection's timer set for a longer timeout (another host's): it
+            # would fire too late for this one.
+            timer.cancel()
+            self._timer = self.loop.call_at(deadline, self._on_timer)
 
     def touch(self, now: float) -> None:
         """Activity outside ``buffer_updated`` (a splice): the timeout starts again."""
@@ -650,7 +656,7 @@ class HttpExchange:
             content_length=head.content_length, keep_alive=client_keep,
             client_version=ctx.client_version, settings=settings, via_name=ctx.via_name,
             mapper=ctx.mapper, base_url=ctx.base_url,
-            keepalive_header=self.front.pipeline.keepalive_header, names_key=head.names_key)
+            keepalive_header=ctx.vhost_runtime.keepalive_header, names_key=head.names_key)
         ctx.response_headers = sent
         self._head_sent = True
         ctx.bytes_to_client += len(data)

@@ -167,5 +167,5 @@ def _bare_record(front: FrontConnection, status: int, size: int) -> AccessRecord
         local_ip=front.local_ip, local_port=front.local_port, server_name="",
         server_port=front.local_port, host="", request_line=b"-", method=b"-", path=b"-",
         query=b"", protocol=b"-", status=status, original_status=status, body_bytes=size,
-        bytes_in=0, bytes_out=size, start_ns=now, end_ns=now, request_headers=[],
+        bytes_in=front.rx_pending, bytes_out=size, start_ns=now, end_ns=now, request_headers=[],
         response_headers=[], conn_status="-")

@@ -7,7 +7,12 @@ response is done *and* its body was read; only then does the next queued request
 
 One timer per connection enforces, depending on the state: KeepAliveTimeout while idle
 between requests, Timeout while a request is being received, and Timeout while the client does
-not read what we send.
+not read what we send. The values are those of the virtual host the last request selected
+(``server_rt``); before the first request, those of the host the address defaults to.
+
+Bytes received are counted per read for %I: a request is charged with every read since the
+previous request was logged, up to its own log line (its head, its body with the framing).
+Totals are exact; bytes of requests pipelined behind it that arrived meanwhile count with it.
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ class FrontConnection(asyncio.Protocol):
         "_timer", "closing", "ctx", "flow", "handler", "local_ip", "local_port", "loop",
         "parser", "peer_ip", "peer_port", "pipeline", "req_complete", "requests_served",
         "resp_complete", "scheme", "transport", "_pending_error", "_queue_paused", "_held",
-        "retiring", "relay", "splice_fd",
+        "retiring", "relay", "splice_fd", "server_rt", "rx_pending", "_body_in",
+        "_body_of",
     )
 
     def __init__(self, pipeline: Pipeline, scheme: str = "http") -> None:
@@ -77,6 +83,12 @@ class FrontConnection(asyncio.Protocol):
         self._queue_paused = False
         self._held: list[bytes] | None = None
         self.splice_fd = -1   # the socket, when a response body can be spliced into it
+        # The virtual host whose Timeout and keep-alive settings govern the connection now
+        # (the pipeline's per-host runtime, set in connection_made and by each request).
+        self.server_rt = None
+        self.rx_pending = 0   # bytes received that no logged request was charged with (%I)
+        self._body_in = 0     # body bytes of the request in flight (LimitRequestBody)
+        self._body_of: RequestContext | None = None   # the request _body_in counts for
         self.relay: SpliceRelay | None = None   # a body being spliced to this client
         # Our write buffer full → the handler of the request in flight stops reading its
         # source (the backend). Linked once; the handler is looked up when a pause happens.
@@ -100,9 +112,15 @@ class FrontConnection(asyncio.Protocol):
             self.peer_ip, self.peer_port = peer[0], peer[1]
         if isinstance(local, tuple):
             self.local_ip, self.local_port = local[0], local[1]
-        self.pipeline.connection_opened(self)
+        pipeline = self.pipeline
+        rt = self.server_rt = pipeline.base_runtime(self.local_ip, self.local_port)
+        if rt.limits is not pipeline.limits:
+            # LimitRequestLine/FieldSize/Fields apply before any Host is known: httpd takes
+            # them from the host the address defaults to.
+            self.parser = RequestParser(rt.limits)
+        pipeline.connection_opened(self)
         self._last_activity = self.loop.time()
-        self._arm(self.pipeline.core.timeout)
+        self._arm(rt.timeout)
 
     def data_received(self, data: bytes) -> None:
         """The transport calls this with every chunk the client sends."""
@@ -110,8 +128,12 @@ class FrontConnection(asyncio.Protocol):
         try:
             events = self.parser.feed(data)
         except RemoteProtocolError as exc:
-            self._protocol_error(exc)
-            return
+            # The requests that ended in this read before the error come first; the error
+            # follows them as an event of its own (answered by _protocol_error).
+            events = self.parser.take_completed()
+            events.append(exc)
+            self.pause_reading()   # the parser is dead: nothing more is read
+        self.rx_pending += len(data)   # %I: counted to the next request logged
         queue = self._queue
         for event in events:
             kind = type(event)
@@ -239,9 +261,12 @@ class FrontConnection(asyncio.Protocol):
         kind = type(event)
         if kind is Data:
             ctx = self.ctx
-            if ctx is not None:
-                ctx.bytes_in += len(event.data)  # type: ignore[attr-defined]
-                if ctx.body_limit and ctx.bytes_in > ctx.body_limit:
+            if ctx is not None and ctx.body_limit:
+                if self._body_of is not ctx:   # counted from a request's first body bytes
+                    self._body_of = ctx
+                    self._body_in = 0
+                self._body_in += len(event.data)  # type: ignore[attr-defined]
+                if self._body_in > ctx.body_limit:
                     self.refuse_body(ctx)
                     return
             if self.handler is not None:
@@ -250,6 +275,8 @@ class FrontConnection(asyncio.Protocol):
             self._start_request(event)  # type: ignore[arg-type]
         elif kind is EndOfMessage:
             self._request_ended(event)  # type: ignore[arg-type]
+        elif isinstance(event, RemoteProtocolError):
+            self._protocol_error(event)
 
     def _request_ended(self, event: EndOfMessage) -> None:
         self.req_complete = True
@@ -264,11 +291,10 @@ class FrontConnection(asyncio.Protocol):
     def _start_request(self, head: RequestHead) -> None:
         self.req_complete = False
         self.resp_complete = False
-        core = self.pipeline.core
-        max_requests = core.max_keepalive_requests
-        # MaxKeepAliveRequests counts reuses, so N allows N + 1 requests (as httpd).
-        if (not core.keepalive or (max_requests and self.requests_served >= max_requests)
-                or self.closing or self.retiring):
+        # KeepAlive and MaxKeepAliveRequests are the selected host's: the pipeline applies
+        # them once it knows the host. No request starts once `closing` is set (reading has
+        # stopped, and a head behind a request that closed the connection stays queued).
+        if self.retiring:
             head.keep_alive = False
         try:
             self.handler = self.pipeline.begin(self, head, time.time_ns())
@@ -280,17 +306,22 @@ class FrontConnection(asyncio.Protocol):
                 ctx.keep_alive = False
                 self.local_error(ctx, 500)
 
-    def refuse_body(self, ctx: RequestContext) -> None:
-        """A streamed (chunked) body passed LimitRequestBody, or a limit of the handler's:
-        413 if still possible."""
+    def refuse_body(self, ctx: RequestContext, status: int = 413) -> None:
+        """The body of the request in flight cannot be taken: it passed LimitRequestBody (or
+        a limit of the handler's), or it is malformed (400). The handler stops and never
+        reuses its backend connection, which holds a partial request; the client gets
+        ``status`` if no response has started (otherwise the response is cut), and the
+        connection closes."""
         handler, self.handler = self.handler, None
         if handler is not None:
             handler.client_gone()
         ctx.keep_alive = False
-        if ctx.response_headers or ctx.status:
+        if self.resp_complete:
+            self._close_after_write()
+        elif ctx.response_headers or ctx.status:
             self.abort_response(ctx)
         else:
-            self.local_error(ctx, 413)
+            self.local_error(ctx, status)
 
     def _next_request(self) -> None:
         """The request in flight is complete on both sides; serve what is queued."""
@@ -301,14 +332,16 @@ class FrontConnection(asyncio.Protocol):
         # Pull the timer in only when it would fire too late for KeepAliveTimeout; otherwise
         # it re-arms itself from the last activity (no timer churn per request).
         timer = self._timer
-        if timer is None or timer.when() > now + self.pipeline.core.keepalive_timeout:
+        if timer is None or timer.when() > now + self.server_rt.keepalive_timeout:
             self._cancel_timer()
-            self._arm(self.pipeline.core.keepalive_timeout)
+            self._arm(self.server_rt.keepalive_timeout)
         if self.parser.upgraded:
             # The request asked for an upgrade we did not grant: keep speaking HTTP/1.1.
             leftover = self.parser.take_unparsed()
-            self.parser = RequestParser(self.pipeline.limits)
+            self.parser = RequestParser(
+                self.pipeline.base_runtime(self.local_ip, self.local_port).limits)
             if leftover:
+                self.rx_pending -= len(leftover)   # counted again when fed anew
                 self.loop.call_soon(self.data_received, leftover)
         queue = self._queue
         while queue and not self.closing:
@@ -423,7 +456,15 @@ class FrontConnection(asyncio.Protocol):
     # -- protocol errors -------------------------------------------------------------------
     def _protocol_error(self, exc: RemoteProtocolError) -> None:
         log.info("bad request from %s: %s", self.peer_ip, exc)
-        if self.ctx is not None:
+        ctx = self.ctx
+        if self.closing:
+            return
+        if ctx is not None and not self.req_complete and not self._queue:
+            # The error is in the body of the request in flight: its head may have gone to
+            # a backend already, which now holds a partial request.
+            self.refuse_body(ctx, exc.status)
+            return
+        if ctx is not None:
             # Answer the request in flight first; the error closes the connection after it.
             self._pending_error = exc.status
             self.pause_reading()
@@ -456,12 +497,12 @@ class FrontConnection(asyncio.Protocol):
         self._timer = None
         if self.transport is None or (self.closing and self.ctx is None):
             return
-        core = self.pipeline.core
+        rt = self.server_rt
         now = self.loop.time()
         if self.ctx is None:
-            limit = core.keepalive_timeout if self.requests_served else core.timeout
+            limit = rt.keepalive_timeout if self.requests_served else rt.timeout
         elif not self.req_complete or self.waiting_for_reader:
-            limit = core.timeout
+            limit = rt.timeout
         else:
             limit = None   # waiting for the backend: the backend timeout governs
         if limit is not None and now - self._last_activity >= limit:
@@ -471,7 +512,7 @@ class FrontConnection(asyncio.Protocol):
                 log.info("client %s timed out", self.peer_ip)
                 self.transport.abort()
             return
-        wait = (limit - (now - self._last_activity)) if limit is not None else core.timeout
+        wait = (limit - (now - self._last_activity)) if limit is not None else rt.timeout
         self._timer = self.loop.call_at(now + max(wait, 0.05), self._on_timer)
 
 

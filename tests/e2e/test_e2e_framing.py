@@ -7,6 +7,7 @@ library would hide exactly the bytes under test.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -213,3 +214,46 @@ def test_body_under_limit_passes(proxy_factory, origin):
         assert conn.request("POST", "/limited/ok", body=b"z" * 500).status == 200
     (rec,) = origin.wait_for_requests(1)
     assert rec.body_len == 500
+
+
+# A bad body after the head went on ---------------------------------------------------------
+
+def _wait_for(predicate, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)  # a poll interval inside a deadline
+
+
+def test_bad_chunk_after_the_head_was_forwarded_is_400(proxy_factory, origin):
+    p = proxy_factory(CONF, o=origin.url)
+    with RawConn(p.port) as conn:
+        conn.send(head("POST /echo/partial HTTP/1.1", "Host: proxy.test",
+                       "Transfer-Encoding: chunked") + b"5\r\nhello\r\n")
+        if not HTTPD:
+            # The head and the first chunk reach the backend before the bad chunk is sent.
+            # (httpd holds a small body back until it is complete, so nothing goes on.)
+            _wait_for(lambda: b"hello" in origin.raw_received())
+        conn.send(b"zz\r\nworld\r\n0\r\n\r\n")
+        resp = conn.read_response("POST")   # well before Timeout (10 s)
+        assert resp.status == 400, resp
+        assert conn.closed_by_peer(3.0)
+    # The backend connection holds half a request: it is closed, never reused.
+    _wait_for(lambda: origin.open_connections == 0)
+    assert origin.requests == []
+    with RawConn(p.port) as conn:
+        assert conn.request("GET", "/echo/after").status == 200
+    assert origin.connections_accepted == (1 if HTTPD else 2)
+
+
+def test_request_before_a_bad_one_in_the_same_write_is_answered(proxy, morigin):
+    raw = request_bytes("GET", "/echo/first") + head(
+        "GET /echo/SMUGGLE-l HTTP/1.1", "Host: proxy.test", "X-Space : a")
+    with RawConn(proxy.port) as conn:
+        conn.send(raw)
+        first = conn.read_final()
+        assert first.status == 200
+        assert json.loads(first.body)["target"] == "/echo/first"
+        assert conn.read_response().status == 400
+        assert conn.closed_by_peer(3.0)
+    assert b"SMUGGLE" not in morigin.raw_received()

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.e2e.rawhttp import RawConn
+from tests.e2e.rawhttp import RawConn, request_bytes
 from tests.support.origin import Origin
 from tests.support.proxy import Portico, free_port
 
@@ -16,6 +16,8 @@ LogFormat "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\"" combine
 LogFormat "%>s %D %{X-Foo}i %{BALANCER_WORKER_NAME}e %m %U %q %H" custom
 CustomLog {{access_log}} combined
 CustomLog {{tmp}}/custom.log custom
+LogFormat "%I %O %S %U" io
+CustomLog {{tmp}}/io.log io
 ProxyPass /o {{o}}
 ProxyPass /refused http://127.0.0.1:{{dead_port}}
 """
@@ -68,3 +70,35 @@ def test_failed_backend_is_logged_in_error_log_and_access_log(proxy, morigin):
     proxy.wait_for_log("access_log", '"GET /refused/x HTTP/1.1" 503')
     # The wording is ours to choose; the line must at least name the backend that failed.
     proxy.wait_for_log("error_log", str(DEAD_PORT), since=before)
+
+
+def io_counts(proxy: Portico, path: str) -> tuple[int, int, int]:
+    fields = log_line(proxy, "io.log", f" {path}").split(" ")
+    assert fields[3] == path, fields
+    return int(fields[0]), int(fields[1]), int(fields[2])
+
+
+def test_bytes_in_count_the_request_line_and_headers(proxy, morigin):
+    raw = request_bytes("GET", "/o/echo/io-get", headers=[("User-Agent", "io/1"),
+                                                          ("X-Pad", "p" * 50)])
+    with RawConn(proxy.port) as conn:
+        conn.send(raw)
+        assert conn.read_final().status == 200
+    received, sent, both = io_counts(proxy, "/o/echo/io-get")
+    assert received == len(raw)   # %I: every byte of the request as it came off the wire
+    assert both == received + sent
+
+
+def test_bytes_in_count_a_body_sent_in_pieces(proxy, morigin):
+    # Head, then each chunk in a write of its own: %I is still every byte sent,
+    # chunk framing included (mod_logio counts below the dechunking filter).
+    head = request_bytes("POST", "/o/echo/io-chunked",
+                         headers=[("Transfer-Encoding", "chunked")])
+    pieces = [head, b"5\r\nhello\r\n", b"6\r\n world\r\n", b"0\r\n\r\n"]
+    with RawConn(proxy.port) as conn:
+        for piece in pieces:
+            conn.send(piece)
+        assert conn.read_final("POST").status == 200
+    received, sent, both = io_counts(proxy, "/o/echo/io-chunked")
+    assert received == sum(map(len, pieces))
+    assert both == received + sent

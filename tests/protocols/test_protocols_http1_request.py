@@ -380,3 +380,32 @@ def test_max_body_zero_is_unlimited():
     events = parse(req(b"POST / HTTP/1.1", b"Host: h", b"Content-Length: 5000", body=body),
                    "whole", limits)
     assert events[1] == Data(body)
+
+
+# -- what an error leaves behind --------------------------------------------------------
+
+def test_requests_ended_before_an_error_are_kept():
+    parser = RequestParser()
+    bad = b"GET /b HTTP/1.1\r\nHost: h\r\nX-Space : v\r\n\r\n"
+    with pytest.raises(RemoteProtocolError):
+        parser.feed(SIMPLE + LENGTH + bad)
+    assert parser.take_completed() == SIMPLE_EVENTS + LENGTH_EVENTS
+    assert parser.take_completed() == []   # handed out once
+
+
+def test_nothing_of_the_message_with_the_error_is_kept():
+    parser = RequestParser()
+    with pytest.raises(RemoteProtocolError):
+        parser.feed(SIMPLE + b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked"
+                    b"\r\n\r\n5\r\nhello\r\nzz\r\n")
+    assert parser.take_completed() == SIMPLE_EVENTS
+
+
+def test_a_bad_chunk_in_a_later_read_keeps_nothing():
+    parser = RequestParser()
+    parser.feed(b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"5\r\nhello\r\n")
+    with pytest.raises(RemoteProtocolError) as caught:
+        parser.feed(b"zz\r\n")
+    assert caught.value.status == 400
+    assert parser.take_completed() == []
