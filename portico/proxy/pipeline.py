@@ -212,8 +212,7 @@ class Pipeline:
         host_header = host.decode("latin-1") if host is not None else None
         vrt = self._main
         if self._vhosts:
-            vrt = self._by_router[id(self._selector.select(
-                front.local_ip, front.local_port, _host_name(host_header)))]
+            vrt = self._runtime_for(front, host_header)
             # The selected host's KeepAlive, MaxKeepAliveRequests, Timeout and
             # KeepAliveTimeout govern the connection from here on (httpd: r->server). Without
             # virtual hosts it is the main server's, set when the connection was made.
@@ -343,15 +342,17 @@ class Pipeline:
             return None
         return False
 
+    def _runtime_for(self, front: FrontConnection, host_header: str | None) -> _VhostRuntime:
+        """The virtual host a request names, among those of the connection's address."""
+        return self._by_router[id(self._selector.select(
+            front.local_ip, front.local_port, _host_name(host_header)))]
+
     def _absolute_form(self, ctx: RequestContext, front: FrontConnection,
                        head: RequestHead) -> _VhostRuntime:
         """Choose the virtual host again for an absolute-form target, by its authority."""
         host = _absolute_form_host(head)
         host_header = host.decode("latin-1") if host is not None else None
-        vrt = self._main
-        if self._vhosts:
-            vrt = self._by_router[id(self._selector.select(
-                front.local_ip, front.local_port, _host_name(host_header)))]
+        vrt = self._runtime_for(front, host_header) if self._vhosts else self._main
         front.server_rt = vrt
         ctx.keep_alive = head.keep_alive and front.requests_served < vrt.reuse_limit
         ctx.vhost = vrt.vhost
