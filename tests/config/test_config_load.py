@@ -360,3 +360,11 @@ def test_ignored_directives_log_debug(load, caplog) -> None:
     assert config.main.routes == ()
     assert "ignoring httpd-only directive LoadModule" in caplog.text
     assert "ignoring httpd-only section Files" in caplog.text
+
+
+def test_proxy_requests_on_warns_that_there_is_no_forward_proxy(load, caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="portico.config"):
+        config = load("Listen 80\nServerName t\nProxyRequests On\n")
+    assert config.main.settings.proxy_requests
+    assert any("main.conf:3: ProxyRequests On: portico does not forward-proxy" in r.message
+               for r in caplog.records)

@@ -199,7 +199,17 @@ _flag_setting("ProxyPreserveHost", "preserve_host", SVL)
 _flag_setting("ProxyAddHeaders", "add_headers", SVL)
 _flag_setting("Proxy100Continue", "proxy_100_continue", SVL)
 _flag_setting("ProxyPassInterpolateEnv", "interpolate_env", SVL)
-_flag_setting("ProxyRequests", "proxy_requests", SV)
+
+
+@TABLE.directive("ProxyRequests", SV)
+def _proxy_requests(ctx: BuildContext, node: Node) -> None:
+    enabled = flag(ctx, node.args[0])
+    if enabled:
+        # Said at load, so nobody counts on a forward proxy that is not there.
+        _log.warning("%s: ProxyRequests On: portico does not forward-proxy (absolute-form "
+                     "requests for other hosts are routed like any other request)",
+                     ctx.source)
+    ctx.set_setting("proxy_requests", enabled)
 
 
 @TABLE.directive("ProxyErrorOverride", SVL, args=(1, None))
