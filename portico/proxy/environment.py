@@ -8,10 +8,10 @@ configuration without environment rules.
 
 from __future__ import annotations
 
-__all__ = ["RequestFacts", "apply_sets", "expr_context", "run_conditions"]
+__all__ = ["RequestFacts", "apply_sets", "expr_context", "merged_fields", "run_conditions"]
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from portico.config.model import SETENVIF_ATTRIBUTES, EnvCondition, EnvSet
 from portico.expr import EvalContext
@@ -23,6 +23,20 @@ _HEADER_VARIABLES = {"accept": "HTTP_ACCEPT", "cookie": "HTTP_COOKIE",
                      "forwarded": "HTTP_FORWARDED", "host": "HTTP_HOST",
                      "proxy-connection": "HTTP_PROXY_CONNECTION", "referer": "HTTP_REFERER",
                      "user-agent": "HTTP_USER_AGENT"}
+
+
+def merged_fields(headers: Sequence[tuple[bytes, bytes]]) -> dict[str, tuple[str, str]]:
+    """Lowercased name → (name as sent first, value): repeated fields joined with ", ", as
+    httpd merges them."""
+    found: dict[str, tuple[str, str]] = {}
+    for name, value in headers:
+        text = name.decode("latin-1")
+        key = text.lower()
+        known = found.get(key)
+        value_text = value.decode("latin-1")
+        found[key] = (text, value_text) if known is None else (
+            known[0], f"{known[1]}, {value_text}")
+    return found
 
 
 class RequestFacts:
@@ -46,18 +60,10 @@ class RequestFacts:
         self._headers: dict[str, tuple[str, str]] | None = None
 
     def headers(self) -> dict[str, tuple[str, str]]:
-        """Lowercased name → (name as sent first, merged value); built on first use."""
+        """``merged_fields`` of the request's headers, built on first use."""
         found = self._headers
         if found is None:
-            found = {}
-            for name, value in self.raw_headers:
-                text = name.decode("latin-1")
-                key = text.lower()
-                known = found.get(key)
-                value_text = value.decode("latin-1")
-                found[key] = (text, value_text) if known is None else (
-                    known[0], f"{known[1]}, {value_text}")
-            self._headers = found
+            found = self._headers = merged_fields(self.raw_headers)
         return found
 
     def special(self, attribute: str) -> str:
@@ -133,9 +139,11 @@ def _expand(value: str, found: re.Match[str]) -> str:
     return _REFERENCE.sub(replace, value)
 
 
-def expr_context(facts: RequestFacts, env: dict[str, str]) -> EvalContext:
+def expr_context(facts: RequestFacts, env: Mapping[str, str], status: int = 0,
+                 response: Sequence[tuple[bytes, bytes]] | None = None) -> EvalContext:
     """An expression context for a request: its headers, method and URI, the connection's
-    addresses, and the environment so far (``env('X')``, ``reqenv('X')``)."""
+    addresses, and the environment so far (``env('X')``, ``reqenv('X')``); for a finished
+    request also its status and response headers (``resp('X')``)."""
     headers = {name: value for name, value in facts.headers().values()}
     variables = dict(env)
     variables["REMOTE_ADDR"] = variables["REMOTE_HOST"] = facts.peer_ip
@@ -146,5 +154,7 @@ def expr_context(facts: RequestFacts, env: dict[str, str]) -> EvalContext:
         if name is not None:
             variables[name] = value
     uri = facts.uri if facts.query is None else f"{facts.uri}?{facts.query}"
-    return EvalContext(status=0, headers=headers, method=facts.method, uri=uri,
-                       variables=variables)
+    response_headers = (None if response is None
+                        else {name: value for name, value in merged_fields(response).values()})
+    return EvalContext(status=status, headers=headers, method=facts.method, uri=uri,
+                       variables=variables, response_headers=response_headers)

@@ -249,8 +249,6 @@ class Pipeline:
         locations = decision.locations
         if decision.uses_env:
             decision = self._environment(ctx, vrt, decision)
-            if decision is None:
-                return None
         # Access control (§19), before anything else looks at the request: Require rules of
         # the matching Locations, compiled at load (portico.admin.access), with Basic auth
         # only when a rule needs a user (portico.admin.basicauth).
@@ -413,12 +411,11 @@ class Pipeline:
                 decision.worker = self.workers.get(decision.match.worker)
 
     def _environment(self, ctx: RequestContext, vrt: _VhostRuntime,
-                     decision: _Decision) -> _Decision | None:
+                     decision: _Decision) -> _Decision:
         """Run the SetEnvIf* rules around routing (§4.8; httpd's post_read_request and
         header_parser; SetEnv and co. come after access control), for a host or Location
-        that has any. Returns the
-        decision to go on with: the cached one, or one routed with this request's
-        variables (``interpolate``); None when the request was answered here."""
+        that has any. Returns the decision to go on with: the cached one, one without a
+        route (``no-proxy``), or one routed with this request's variables (``interpolate``)."""
         head = ctx.head
         front = ctx.front
         env = ctx.env if ctx.env is not None else {}
@@ -431,14 +428,13 @@ class Pipeline:
                                                     head.method, head.version, raw_path,
                                                     head.headers, raw_query if mark else None))
         settings = decision.settings
-        if settings.interpolate_env and vrt.router.interpolates:
+        if "no-proxy" in env:
+            # ProxyPass is skipped (§2.1.2); a Location's handler may still answer.
+            decision = _Decision(decision.target, decision.locations, settings)
+        elif settings.interpolate_env and vrt.router.interpolates:
             routed = _Decision(decision.target, decision.locations, settings)
             self._route(vrt, routed, env)
             decision = routed
-        if "no-proxy" in env:
-            # ProxyPass is skipped (§2.1.2); a Location's handler may still answer.
-            unrouted = _Decision(decision.target, decision.locations, settings)
-            decision = unrouted
         if settings.env_late:
             run_conditions(settings.env_late, env, RequestFacts(
                 front.peer_ip, front.local_ip, head.method, head.version, decision.path,

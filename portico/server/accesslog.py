@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 from portico.config.model import AccessLogSpec, ServerConfig
 from portico.errors import ConfigError
-from portico.expr import EvalContext, Expr, compile_expr
+from portico.expr import Expr, compile_expr
 from portico.logs.format import compile_format
 from portico.logs.record import AccessRecord
 from portico.logs.writer import AccessLog, WriterPool
+from portico.proxy.environment import RequestFacts, expr_context
 
 if TYPE_CHECKING:
     from portico.proxy.exchange import RequestContext
@@ -99,33 +100,20 @@ def _holds(expr: Expr) -> Callable[[AccessRecord], bool]:
     """CustomLog expr=: evaluated on the finished request (status, both header sets, env)."""
 
     def holds(record: AccessRecord) -> bool:
-        variables = dict(record.env)
-        variables["REMOTE_ADDR"] = variables["REMOTE_HOST"] = record.remote_ip
-        variables["SERVER_ADDR"] = record.local_ip
+        facts = RequestFacts(
+            record.remote_ip, record.local_ip, record.method,
+            record.protocol.removeprefix(b"HTTP/"), record.path.decode("latin-1"),
+            record.request_headers, record.query.decode("latin-1") if record.query else None)
+        context = expr_context(facts, record.env, record.status, record.response_headers)
+        variables = context.variables
+        assert isinstance(variables, dict)
         variables["SERVER_NAME"] = record.server_name
         variables["SERVER_PORT"] = str(record.server_port)
-        variables["SERVER_PROTOCOL"] = record.protocol.decode("latin-1")
         variables["HTTP_HOST"] = record.host
         variables["THE_REQUEST"] = record.request_line.decode("latin-1")
-        uri = record.path.decode("latin-1")
-        if record.query:
-            uri += "?" + record.query.decode("latin-1")
-        return expr.evaluate(EvalContext(
-            status=record.status, headers=_text_fields(record.request_headers),
-            method=record.method.decode("latin-1"), uri=uri, variables=variables,
-            response_headers=_text_fields(record.response_headers)))
+        return expr.evaluate(context)
 
     return holds
-
-
-def _text_fields(headers) -> dict[str, str]:
-    """Header pairs as text; a repeated name is joined as httpd merges it."""
-    out: dict[str, str] = {}
-    for name, value in headers:
-        key = name.decode("latin-1")
-        text = value.decode("latin-1")
-        out[key] = f"{out[key]}, {text}" if key in out else text
-    return out
 
 
 _PID = os.getpid
