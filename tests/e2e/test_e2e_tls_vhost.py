@@ -190,7 +190,7 @@ def test_without_a_client_certificate_the_origin_refuses(proxy_factory, mtls_ori
                                                          tls_ca_file):
     # The control for the test above: this origin really does require one.
     p = proxy_factory(MTLS, ca=tls_ca_file, tls_port=mtls_origin.port, machine="")
-    assert get(p, "/echo/mtls").status in (500, 502)
+    assert get(p, "/echo/mtls").status == 502   # httpd too: the origin refused the handshake
     assert mtls_origin.requests == []
 
 
@@ -256,5 +256,5 @@ def test_a_client_certificate_spoiled_after_load_fails_the_request(
                       machine=f"SSLProxyMachineCertificateFile {pem}")
     pem.write_text("spoiled\n")
     with RawConn(p.port, timeout=5) as conn:
-        assert conn.request("GET", "/echo/x", host="proxy.test").status in (502, 503)
+        assert conn.request("GET", "/echo/x", host="proxy.test").status == 503   # connect failed
     p.wait_for_log("error_log", str(mtls_origin.port))

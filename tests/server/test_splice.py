@@ -15,13 +15,16 @@ descriptor. Every wait is bounded by ``asyncio.wait_for``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import socket
 import ssl
+import stat
 import struct
 import termios
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 import pytest
@@ -389,34 +392,54 @@ def test_source_reset_while_waiting_fails_on_the_backend_side(tcp_pair: TcpPair)
 
 
 # -- waiting for the client -----------------------------------------------------------------
+@dataclass
+class ClientStall:
+    relay: SpliceRelay
+    calls: Calls
+    client: socket.socket        # the client's end (``dst_peer``)
+    sender: asyncio.Task[None]   # the backend, sending the whole body at once
+    fds: int                     # descriptors open before the relay started
+
+
+@contextlib.asynccontextmanager
+async def stalled_on_the_client(tcp_pair: TcpPair, body: bytes) -> AsyncIterator[ClientStall]:
+    """A relay of ``body`` to a client that reads nothing yet (a small window and send
+    buffer), entered once the relay waits for the client; the sender is cancelled on exit."""
+    loop = asyncio.get_running_loop()
+    src, src_peer = tcp_pair()
+    dst, dst_peer = tcp_pair(peer_rcvbuf=8192, near_sndbuf=8192)
+    calls = Calls()
+    fds = open_fds()
+    sender = asyncio.ensure_future(loop.sock_sendall(src_peer, body))
+    try:
+        relay = calls.relay(src, dst, len(body))
+        relay.start()
+        await until(lambda: relay.waiting_for_client, "the relay to wait for the client")
+        yield ClientStall(relay, calls, dst_peer, sender, fds)
+    finally:
+        sender.cancel()
+
+
 def test_slow_client_sets_waiting_for_client_then_all_arrives(tcp_pair: TcpPair):
     length = 4 * MIB
     body = pattern(length)
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        src, src_peer = tcp_pair()
-        dst, dst_peer = tcp_pair(peer_rcvbuf=8192, near_sndbuf=8192)
-        calls = Calls()
-        fds = open_fds()
-        sender = asyncio.ensure_future(loop.sock_sendall(src_peer, body))
+        async with stalled_on_the_client(tcp_pair, body) as stall:
+            relay, calls = stall.relay, stall.calls
+            # The client still reads nothing: once the send queue has settled (the last ACKs
+            # can free a little room), the relay stays stalled on the client's side.
+            await asyncio.sleep(0.1)
+            moved_at_stall = relay.moved
+            await asyncio.sleep(0.1)
+            assert relay.waiting_for_client
+            assert calls.total() == 0
+            assert relay.moved == moved_at_stall
+            assert 0 < relay.moved < length
 
-        relay = calls.relay(src, dst, length)
-        relay.start()
-        await until(lambda: relay.waiting_for_client, "the relay to wait for the client")
-        # The client still reads nothing: once the send queue has settled (the last ACKs
-        # can free a little room), the relay stays stalled on the client's side.
-        await asyncio.sleep(0.1)
-        moved_at_stall = relay.moved
-        await asyncio.sleep(0.1)
-        assert relay.waiting_for_client
-        assert calls.total() == 0
-        assert relay.moved == moved_at_stall
-        assert 0 < relay.moved < length
-
-        received = await recv_exactly(dst_peer, length)
-        await calls.finished()
-        await asyncio.wait_for(sender, TIMEOUT)
+            received = await recv_exactly(stall.client, length)
+            await calls.finished()
+            await asyncio.wait_for(stall.sender, TIMEOUT)
 
         assert len(received) == length
         assert received == body
@@ -424,7 +447,7 @@ def test_slow_client_sets_waiting_for_client_then_all_arrives(tcp_pair: TcpPair)
         assert calls.failed == []
         assert calls.wait_overs >= 1
         assert not relay.waiting_for_client
-        assert open_fds() == fds + 2 * len(splice._idle_pipes)
+        assert open_fds() == stall.fds + 2 * len(splice._idle_pipes)
 
     run(main)
 
@@ -434,22 +457,13 @@ def test_client_reset_while_waiting_for_it_fails_on_the_client_side(tcp_pair: Tc
     body = pattern(length)
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        src, src_peer = tcp_pair()
-        dst, dst_peer = tcp_pair(peer_rcvbuf=8192, near_sndbuf=8192)
-        calls = Calls()
-        fds = open_fds()
-        sender = asyncio.ensure_future(loop.sock_sendall(src_peer, body))
-        try:
-            relay = calls.relay(src, dst, length)
-            relay.start()
-            await until(lambda: relay.waiting_for_client, "the relay to wait for the client")
+        async with stalled_on_the_client(tcp_pair, body) as stall:
+            relay, calls = stall.relay, stall.calls
             assert calls.total() == 0
-            dst_peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            dst_peer.close()   # an RST, not a FIN
+            stall.client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                    struct.pack("ii", 1, 0))
+            stall.client.close()   # an RST, not a FIN
             await calls.finished()
-        finally:
-            sender.cancel()
 
         assert calls.done == []
         assert len(calls.failed) == 1
@@ -461,7 +475,7 @@ def test_client_reset_while_waiting_for_it_fails_on_the_client_side(tcp_pair: Tc
         assert calls.wait_overs >= 1
         assert not relay.waiting_for_client
         assert splice._idle_pipes == []   # the pipe held bytes for nobody: closed
-        assert open_fds() == fds - 1   # the client's end was closed by the test
+        assert open_fds() == stall.fds - 1   # the client's end was closed by the test
         await asyncio.sleep(0.05)
         assert calls.total() == 1
 
@@ -551,34 +565,24 @@ def test_cancel_while_waiting_for_the_client_calls_nothing_and_leaks_nothing(
     body = pattern(length)
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-        src, src_peer = tcp_pair()
-        dst, dst_peer = tcp_pair(peer_rcvbuf=8192, near_sndbuf=8192)
-        calls = Calls()
-        fds = open_fds()
-        sender = asyncio.ensure_future(loop.sock_sendall(src_peer, body))
-        try:
-            relay = calls.relay(src, dst, length)
-            relay.start()
-            await until(lambda: relay.waiting_for_client, "the relay to wait for the client")
+        async with stalled_on_the_client(tcp_pair, body) as stall:
+            relay, calls = stall.relay, stall.calls
             relay.cancel()
             assert not relay.waiting_for_client
             moved = relay.moved
             wait_overs = calls.wait_overs
             assert splice._idle_pipes == []   # it still held bytes: closed, not pooled
-            assert open_fds() == fds
+            assert open_fds() == stall.fds
 
             # The client drains its socket: a writer left behind would fire now.
-            got = await recv_exactly(dst_peer, moved)
+            got = await recv_exactly(stall.client, moved)
             await asyncio.sleep(0.2)
             assert got == body[:moved]
             assert calls.total() == 0
             assert calls.wait_overs == wait_overs
             assert relay.moved == moved
-            assert queued(dst_peer) == 0
-        finally:
-            sender.cancel()
-        assert open_fds() == fds
+            assert queued(stall.client) == 0
+        assert open_fds() == stall.fds
 
     run(main)
 
@@ -618,7 +622,7 @@ def test_splice_fd_of_a_plain_tcp_transport_is_its_socket():
                 fd = splice_fd(t)
                 assert fd >= 0
                 assert fd == t.get_extra_info("socket").fileno()
-                assert os.fstat(fd)   # a live descriptor
+                assert stat.S_ISSOCK(os.fstat(fd).st_mode)   # a live socket
             assert splice_fd(transport) != splice_fd(server_side)
         finally:
             transport.close()
