@@ -159,13 +159,17 @@ class HttpBackend(asyncio.BufferedProtocol):
                     ex.on_end(event.trailers)  # type: ignore[union-attr]
                 elif kind is InformationalHead:
                     ex.on_informational(event)  # type: ignore[arg-type]
+            ex = self.exchange
+            # read_view is not _LARGE_READS: this was a head read on a socket whose body
+            # may be spliced (head_view, sized by iobuffersize).
+            if self.read_view is not _LARGE_READS and ex is not None and (
+                    ex._head_sent or ex._override):
+                left = self.parser.length_left
+                # A relay takes the held head with it (see SpliceRelay.start).
+                if not (left >= MIN_SPLICE and ex.splice_rest(left)):
+                    self.read_view = _LARGE_READS   # this body goes through here: read it whole
         finally:
             front.flush_writes()
-        ex = self.exchange
-        if self.read_view is _HEAD_READS and ex is not None and ex._head_sent:
-            left = self.parser.length_left
-            if not (left >= MIN_SPLICE and ex.splice_rest(left)):
-                self.read_view = _LARGE_READS   # this body goes through here: read it whole
 
     def eof_received(self) -> bool:
         """The backend half-closed: ends a read-until-close body, else it is an error."""
@@ -687,10 +691,17 @@ class HttpExchange:
                 or conn is None or conn.transport is None or t is None or t.is_closing()
                 or conn.transport.is_closing() or t.get_write_buffer_size()):
             return False
-        relay = self._relay = front.relay = SpliceRelay(
-            conn.loop, conn.splice_fd, front.splice_fd, left,
-            self._spliced, self._splice_failed, self._splice_progress)
-        relay.start()   # usually done in here: the body was there and the client had room
+        relay = SpliceRelay(conn.loop, conn.splice_fd, front.splice_fd, left,
+                            self._spliced, self._splice_failed, self._splice_progress)
+        self._relay = front.relay = relay
+        # Usually done in here: the body was there and the client had room. The held head
+        # and first body bytes go into the pipe ahead of the rest: one send, one wake-up of
+        # the client, instead of two.
+        prefix = front.take_held()
+        if not relay.start(prefix):
+            self._relay = front.relay = None
+            front.write(prefix)   # held again: it goes out with the body through Python
+            return False
         if self._relay is relay:
             # It waits for one side: the backend's transport must not read meanwhile (we
             # are inside its read callback until now, so it could not).

@@ -241,6 +241,15 @@ class FrontConnection(asyncio.Protocol):
         if self._held is None:
             self._held = []
 
+    def take_held(self) -> bytes:
+        """What was held since hold_writes(), joined, for the caller to send itself; the
+        writes are held still (into an empty list)."""
+        held = self._held
+        if not held:
+            return b""
+        self._held = []
+        return held[0] if len(held) == 1 else b"".join(held)
+
     def flush_writes(self) -> None:
         held = self._held
         if held is None:

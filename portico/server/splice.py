@@ -6,11 +6,16 @@ and calls. splice(2) moves the pages from one socket to the other through a pipe
 kernel, so a large response costs two system calls instead (HAProxy's splice-response works
 the same way). It is what lets one process keep up with nginx on large bodies.
 
-When. ``HttpExchange`` starts a relay once the response head has gone out and the rest of
+When. ``HttpExchange`` starts a relay once the response head has been read and the rest of
 the body goes to the client byte for byte: Content-Length framing, plain sockets at both ends
 (no TLS), nothing waiting to be written to the client, and at least ``MIN_SPLICE`` bytes
 left. The backend's transport stops reading for the duration, so the loop never reads any of
 those bytes itself, and nothing else writes to the client until the relay is over.
+
+The head rides along. The client's head (and the body bytes read with the backend's head) is
+written into the pipe first, so it leaves in the same send as the body behind it: one trip
+through the TCP stack and one wake-up of the client per response instead of two. When the
+body is not there yet, the head goes out on its own before the relay waits.
 
 How. Usually the body is already in the backend's socket and the client's send buffer has
 room: the relay is done in the call that starts it. Otherwise it duplicates both descriptors
@@ -41,7 +46,7 @@ MIN_SPLICE = 8192   # below this a read and a write cost no more than two splice
 _FLAGS = (os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK) if SPLICE_AVAILABLE else 0
 _PIPE_SIZE = 1 << 18   # a 256 KiB body moves in one round; the kernel default is 64 KiB
 _MAX_IDLE_PIPES = 32
-_idle_pipes: list[tuple[int, int]] = []
+_idle_pipes: list[tuple[int, int, int]] = []
 
 
 def splice_fd(transport: asyncio.BaseTransport) -> int:
@@ -55,18 +60,20 @@ def splice_fd(transport: asyncio.BaseTransport) -> int:
     return sock.fileno()
 
 
-def _take_pipe() -> tuple[int, int]:
+def _take_pipe() -> tuple[int, int, int]:
+    """An empty pipe: (read end, write end, capacity in bytes)."""
     if _idle_pipes:
         return _idle_pipes.pop()
     r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+        size = fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
     except OSError:
-        pass   # over the per-user pipe quota: the default size still works, in more rounds
-    return r, w
+        # Over the per-user pipe quota: the default size still works, in more rounds.
+        size = fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
+    return r, w, size
 
 
-def _give_back(pipe: tuple[int, int], empty: bool) -> None:
+def _give_back(pipe: tuple[int, int, int], empty: bool) -> None:
     """An empty pipe is kept for the next relay; one with bytes in it is closed (the
     connection it served is being cut, so those bytes go nowhere)."""
     if empty and len(_idle_pipes) < _MAX_IDLE_PIPES:
@@ -89,8 +96,8 @@ class SpliceRelay:
     """
 
     __slots__ = ("_dst", "_in_pipe", "_loop", "_on_done", "_on_fail", "_on_wait_over",
-                 "_owns_fds", "_pipe", "_src", "_src_socket", "_to_read", "_watching",
-                 "moved")
+                 "_owns_fds", "_pipe", "_prefix_left", "_src", "_src_socket", "_to_read",
+                 "_watching", "moved")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, src_fd: int, dst_fd: int, length: int,
                  on_done: Callable[[int], None], on_fail: Callable[[str, str, int], None],
@@ -99,11 +106,12 @@ class SpliceRelay:
         self._src = src_fd
         self._dst = dst_fd
         self._to_read = length
-        self._in_pipe = 0
+        self._in_pipe = 0   # bytes in the pipe, prefix included
+        self._prefix_left = 0   # bytes of the prefix still in the pipe
         self._on_done = on_done
         self._on_fail = on_fail
         self._on_wait_over = on_wait_over
-        self._pipe: tuple[int, int] | None = None
+        self._pipe: tuple[int, int, int] | None = None
         self._watching: tuple[int, bool] | None = None   # (fd, for writing)
         self._owns_fds = False   # _src and _dst are our duplicates (after the first wait)
         self._src_socket: socket.socket | None = None   # owns the _src duplicate, for ACKs
@@ -114,9 +122,21 @@ class SpliceRelay:
         """True while the client's socket has no room (the client is slow to read)."""
         return self._watching is not None and self._watching[1]
 
-    def start(self) -> None:
-        self._pipe = _take_pipe()
+    def start(self, prefix: bytes = b"") -> bool:
+        """Begin; ``prefix`` (the response head and the body bytes read with it) goes to the
+        client first, in the same send as the body that follows when that is already there.
+        False, having done nothing, when the pipe cannot take the prefix whole: the caller
+        then writes it itself."""
+        pipe = _take_pipe()
+        if prefix:
+            if len(prefix) > pipe[2]:
+                _give_back(pipe, empty=True)
+                return False
+            # An empty pipe takes a write up to its capacity whole, so n == len(prefix).
+            self._in_pipe = self._prefix_left = os.write(pipe[1], prefix)
+        self._pipe = pipe
         self._pump()
+        return True
 
     def cancel(self) -> None:
         """Stop now; the caller cuts the connections involved."""
@@ -127,8 +147,29 @@ class SpliceRelay:
         pipe = self._pipe
         if pipe is None:
             return   # cancelled while a readiness callback was queued
-        r, w = pipe
+        r, w, _ = pipe
         while True:
+            if self._to_read and self._in_pipe <= self._prefix_left:
+                # No body in the pipe: bring some in first, so that one send to the client
+                # carries it together with what is left of the prefix.
+                try:
+                    n = os.splice(self._src, w, self._to_read, flags=_FLAGS)
+                except BlockingIOError:
+                    n = -1
+                except OSError as exc:
+                    self._fail("backend", f"reading the body failed: {exc.strerror}")
+                    return
+                if n == 0:
+                    self._fail("backend", "backend closed the connection before the body "
+                               f"was complete ({self._to_read} bytes missing)")
+                    return
+                if n > 0:
+                    self._to_read -= n
+                    self._in_pipe += n
+                elif not self._in_pipe:
+                    self._wait(writing=False)
+                    return
+                # else the backend has nothing yet: the prefix goes out before the wait
             if self._in_pipe:
                 try:
                     n = os.splice(r, self._dst, self._in_pipe, flags=_FLAGS)
@@ -139,24 +180,14 @@ class SpliceRelay:
                     self._fail("client", f"writing to the client failed: {exc.strerror}")
                     return
                 self._in_pipe -= n
+                if self._prefix_left:   # the prefix leaves the pipe first
+                    head = n if n < self._prefix_left else self._prefix_left
+                    self._prefix_left -= head
+                    n -= head
                 self.moved += n
                 continue
             if not self._to_read:
                 break
-            try:
-                n = os.splice(self._src, w, self._to_read, flags=_FLAGS)
-            except BlockingIOError:
-                self._wait(writing=False)
-                return
-            except OSError as exc:
-                self._fail("backend", f"reading the body failed: {exc.strerror}")
-                return
-            if n == 0:
-                self._fail("backend", "backend closed the connection before the body was "
-                           f"complete ({self._to_read} bytes missing)")
-                return
-            self._to_read -= n
-            self._in_pipe = n
         moved = self.moved
         self._finish(empty=True)
         self._on_done(moved)

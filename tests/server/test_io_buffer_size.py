@@ -10,6 +10,7 @@ import uvloop
 
 from portico.proxy.pipeline import Pipeline, _BackendPlan
 from portico.schemes.http import HttpBackend
+from portico.server.front import FrontConnection
 from portico.server.splice import SPLICE_AVAILABLE
 from tests.config.conftest import load as load_fixture
 from tests.config.conftest import write  # noqa: F401  (a fixture load_fixture needs)
@@ -62,3 +63,75 @@ def test_worker_iobuffersize_overrides_proxyiobuffersize(load) -> None:
     assert plan_size("http://127.0.0.1:9/a") == 2048
     assert plan_size("http://127.0.0.1:9/b") == 16384
     assert plan_size("http://127.0.0.1:9/c") == 256 * 1024   # one read buffer at most
+
+
+BODY = bytes(range(256)) * 1024   # 256 KiB
+
+
+async def _origin(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers each request with BODY (Content-Length framing), on keep-alive."""
+    try:
+        while await reader.readuntil(b"\r\n\r\n"):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY)
+                         + BODY)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass   # the proxy closed the connection
+    finally:
+        writer.close()
+
+
+def backend_reads_for_one_response(load, size: int, monkeypatch) -> tuple[int, bytes]:
+    """Proxy one 256 KiB response through a real Pipeline and FrontConnection (in this
+    process, over loopback) with ``iobuffersize=size``; how many reads the backend's
+    transport handed to HttpBackend, and the body the client got."""
+    reads = 0
+    counted = HttpBackend.buffer_updated
+
+    def counting(self: HttpBackend, nbytes: int) -> None:
+        nonlocal reads
+        reads += 1
+        counted(self, nbytes)
+
+    monkeypatch.setattr(HttpBackend, "buffer_updated", counting)
+
+    async def main() -> bytes:
+        origin = await asyncio.start_server(_origin, "127.0.0.1", 0)
+        port = origin.sockets[0].getsockname()[1]
+        config = load(f"""
+            Listen 80
+            ServerName t
+            ProxyPass / http://127.0.0.1:{port}/ iobuffersize={size}
+        """)
+        pipeline = Pipeline(config)
+        loop = asyncio.get_running_loop()
+        proxy = await loop.create_server(lambda: FrontConnection(pipeline), "127.0.0.1", 0)
+        try:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", proxy.sockets[0].getsockname()[1])
+            writer.write(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ")
+            body = await reader.readexactly(len(BODY))
+            writer.close()
+            return body
+        finally:
+            proxy.close()
+            origin.close()
+            pipeline.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        body = runner.run(asyncio.wait_for(main(), 10))
+    return reads, body
+
+
+@pytest.mark.skipif(not SPLICE_AVAILABLE, reason="os.splice is not available")
+@pytest.mark.parametrize("size", [1024, 8192, 65536])
+def test_a_body_after_a_small_head_read_is_not_read_in_head_sized_pieces(
+        load, size, monkeypatch) -> None:
+    # The head read is small on purpose; the body after it is spliced (or, where it cannot
+    # be, read in large pieces). It was once read in iobuffersize pieces whenever
+    # iobuffersize was not 8192: 256 reads of 1 KiB for this body.
+    reads, body = backend_reads_for_one_response(load, size, monkeypatch)
+    assert body == BODY
+    assert reads == 1

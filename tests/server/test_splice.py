@@ -68,7 +68,7 @@ def open_fds() -> int:
 
 def drain_pipe_pool() -> None:
     while splice._idle_pipes:
-        r, w = splice._idle_pipes.pop()
+        r, w, _ = splice._idle_pipes.pop()
         os.close(r)
         os.close(w)
 
@@ -218,6 +218,65 @@ def test_relay_done_inside_start_and_leaves_the_next_bytes_in_the_source(tcp_pai
         # What follows the body is still in the backend's socket, byte for byte.
         assert await recv_exactly(src, len(following)) == following
         assert calls.total() == 1
+
+    run(main)
+
+
+# -- a prefix (the response head) rides in the pipe ahead of the body -----------------------
+def test_a_prefix_goes_out_first_and_is_not_counted_as_body(tcp_pair: TcpPair):
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 30000\r\n\r\n" + pattern(5000, 7)
+    body = pattern(25_000, 3)
+
+    async def main() -> None:
+        src, src_peer = tcp_pair()
+        dst, dst_peer = tcp_pair()
+        src_peer.sendall(body)
+        await until(lambda: queued(src) == len(body), "the body")
+        calls = Calls()
+        relay = calls.relay(src, dst, len(body))
+        assert relay.start(head) is True
+        assert calls.done == [len(body)]   # body bytes only: the prefix is the caller's
+        assert await recv_exactly(dst_peer, len(head) + len(body)) == head + body
+
+    run(main)
+
+
+def test_a_prefix_is_sent_before_the_relay_waits_for_the_body(tcp_pair: TcpPair):
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n"
+    body = pattern(20_000, 5)
+
+    async def main() -> None:
+        src, src_peer = tcp_pair()
+        dst, dst_peer = tcp_pair()
+        calls = Calls()
+        relay = calls.relay(src, dst, len(body))
+        assert relay.start(head) is True
+        assert calls.total() == 0   # nothing of the body yet: it waits for the backend
+        # The client has the head already; it does not wait for the body to start.
+        assert await recv_exactly(dst_peer, len(head)) == head
+        src_peer.sendall(body)
+        await calls.finished()
+        assert calls.done == [len(body)]
+        assert await recv_exactly(dst_peer, len(body)) == body
+
+    run(main)
+
+
+def test_a_prefix_larger_than_the_pipe_is_refused_untouched(tcp_pair: TcpPair):
+    async def main() -> None:
+        src, src_peer = tcp_pair()
+        dst, _ = tcp_pair()
+        src_peer.sendall(pattern(10_000))
+        await until(lambda: queued(src) == 10_000, "the body")
+        calls = Calls()
+        relay = calls.relay(src, dst, 10_000)
+        fds = open_fds()
+        assert relay.start(b"h" * (splice._PIPE_SIZE + 1)) is False
+        assert calls.total() == 0
+        assert queued(src) == 10_000   # nothing read
+        # The pipe it tried went back to the pool, empty; nothing else was opened.
+        assert len(splice._idle_pipes) == 1
+        assert open_fds() == fds + 2
 
     run(main)
 
