@@ -91,8 +91,8 @@ class TLSClientSettings:
     engine: bool = False
     verify: str = "none"              # none | optional | require | optional_no_ca
     verify_depth: int = 1
-    check_peer_name: bool = True
-    check_peer_cn: bool = True
+    check_peer_name: bool | None = None   # None: not set (see upstream/peercert.py)
+    check_peer_cn: bool | None = None
     check_peer_expire: bool = True
     ca_certificate_file: str | None = None
     ca_certificate_path: str | None = None

@@ -40,8 +40,9 @@ from typing import Any
 
 import httptools
 
-from portico.config.model import ServerConfig, WorkerSpec
+from portico.config.model import ServerConfig, TLSClientSettings, WorkerSpec
 from portico.upstream.connect import tls_context_for
+from portico.upstream.peercert import certificate_problem
 
 log = logging.getLogger("portico.health")
 
@@ -99,6 +100,7 @@ class ProbeTarget:
     expr: Any = None                 # a compiled hcexpr (``.evaluate(ctx) -> bool``) or None
     expr_error: str | None = None    # why the named hcexpr cannot be used (checks then fail)
     read_body: bool = field(default=False)
+    tls_settings: TLSClientSettings | None = None   # for mod_ssl's own certificate checks
 
     @classmethod
     def from_spec(cls, spec: WorkerSpec, config: ServerConfig) -> ProbeTarget:
@@ -111,19 +113,22 @@ class ProbeTarget:
         timeout = max(0.1, min(io_timeout, p.hcinterval))
         connect_timeout = min(timeout, p.connectiontimeout or io_timeout)
         tls = None
+        tls_settings = None
         if spec.scheme in _TLS_SCHEMES:
-            tls = tls_context_for(config.main.settings.tls)
+            tls_settings = config.main.settings.tls
+            tls = tls_context_for(tls_settings)
         expr, expr_error = _resolve_expr(p.hcexpr, config) if method != "TCP" else (None, None)
         if method == "TCP":
             return cls(spec.name, method, spec.host, port, b"", "TCP", timeout,
-                       connect_timeout, tls, spec.host if tls else None)
+                       connect_timeout, tls, spec.host if tls else None,
+                       tls_settings=tls_settings)
         verb, version = HTTP_METHODS[method]
         target = "*" if verb == "OPTIONS" else check_path(spec.path, p.hcuri)
         host = f"[{spec.host}]" if ":" in spec.host else spec.host
         request = f"{verb} {target} HTTP/{version}\r\nHost: {host}:{port}\r\n\r\n".encode()
         return cls(spec.name, method, spec.host, port, request, f"{verb} {target}", timeout,
                    connect_timeout, tls, spec.host if tls else None, expr, expr_error,
-                   read_body=verb == "GET")
+                   read_body=verb == "GET", tls_settings=tls_settings)
 
 
 def _resolve_expr(name: str, config: ServerConfig) -> tuple[Any, str | None]:
@@ -162,6 +167,8 @@ async def probe(target: ProbeTarget) -> ProbeResult:
         return _result(target, start, False, _os_reason(exc))
     except _BadResponse as exc:
         return _result(target, start, False, f"bad response: {exc}")
+    except _BadCertificate as exc:
+        return _result(target, start, False, f"TLS check failed: {exc}")
     if status is None:
         return _result(target, start, True, "connected")
     if target.expr_error is not None:
@@ -208,6 +215,24 @@ class _BadResponse(Exception):
     """The member's answer is not an HTTP/1.x response we can read."""
 
 
+class _BadCertificate(Exception):
+    """The member's certificate fails mod_ssl's own checks (upstream/peercert.py)."""
+
+
+def _check_certificate(target: ProbeTarget, writer: asyncio.StreamWriter) -> None:
+    """Checks see the certificate as requests do: names and dates in every verify mode."""
+    tls = target.tls_settings
+    if tls is None:
+        return
+    ssl_object = writer.get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    problem = certificate_problem(
+        der, target.server_hostname or target.host, check_name=tls.check_peer_name,
+        check_cn=tls.check_peer_cn, check_expire=tls.check_peer_expire, now=time.time())
+    if problem is not None:
+        raise _BadCertificate(problem)
+
+
 async def _exchange(target: ProbeTarget, start: float
                     ) -> tuple[int | None, dict[str, str], bytes]:
     """Connect (and for HTTP checks send the request and read the answer)."""
@@ -215,6 +240,7 @@ async def _exchange(target: ProbeTarget, start: float
         reader, writer = await asyncio.open_connection(
             target.host, target.port, ssl=target.tls, server_hostname=target.server_hostname)
     try:
+        _check_certificate(target, writer)
         if not target.request:
             return None, {}, b""
         writer.write(target.request)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from portico.config.model import TLSClientSettings, WorkerSpec
 from portico.errors import UpstreamError, UpstreamErrorKind
+from portico.upstream.peercert import certificate_problem
 
 log = logging.getLogger("portico.proxy")
 
@@ -35,8 +36,10 @@ def tls_context_for(settings: TLSClientSettings) -> ssl.SSLContext:
     """One client SSLContext per distinct SSLProxy* combination (contexts are reusable)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     verify = settings.verify.lower()
-    if verify == "none":
-        ctx.check_hostname = False
+    # Names and dates are checked after the handshake in every mode, as mod_ssl does
+    # (upstream/peercert.py); OpenSSL verifies only the chain.
+    ctx.check_hostname = False
+    if verify in ("none", "optional_no_ca"):
         ctx.verify_mode = ssl.CERT_NONE
     else:
         if settings.ca_certificate_file or settings.ca_certificate_path:
@@ -44,11 +47,7 @@ def tls_context_for(settings: TLSClientSettings) -> ssl.SSLContext:
                 cafile=settings.ca_certificate_file, capath=settings.ca_certificate_path)
         else:
             ctx.load_default_certs()
-        ctx.check_hostname = settings.check_peer_name
         ctx.verify_mode = ssl.CERT_REQUIRED if verify == "require" else ssl.CERT_OPTIONAL
-        if verify == "optional_no_ca":
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
     if settings.machine_certificate_file:
         # An encrypted key must fail rather than make OpenSSL prompt on the terminal (the
         # config loader refuses one; this covers a file replaced since).
@@ -111,15 +110,18 @@ class Connector:
                 ssl_ctx = tls_context_for(self.tls)
             async with asyncio.timeout(timeout):
                 if self.spec.unix_path is not None:
-                    _, proto = await loop.create_unix_connection(
+                    tls_name = server_hostname or self.spec.host
+                    transport, proto = await loop.create_unix_connection(
                         factory, self.spec.unix_path, ssl=ssl_ctx,
-                        server_hostname=(server_hostname or self.spec.host) if ssl_ctx else None)
+                        server_hostname=tls_name if ssl_ctx else None)
                 else:
+                    tls_name = server_hostname or host or self.spec.host
                     sock = await self._connect_socket(loop, host, port)
-                    _, proto = await loop.create_connection(
+                    transport, proto = await loop.create_connection(
                         factory, sock=sock, ssl=ssl_ctx,
-                        server_hostname=(server_hostname or host or self.spec.host)
-                        if ssl_ctx else None)
+                        server_hostname=tls_name if ssl_ctx else None)
+            if self.tls is not None:
+                self._check_peer(transport, tls_name)
         except TimeoutError:
             raise UpstreamError(UpstreamErrorKind.CONNECT_TIMEOUT,
                                 f"connect to {self.spec.name} timed out after {timeout:g}s"
@@ -128,6 +130,8 @@ class Connector:
             raise UpstreamError(UpstreamErrorKind.DNS,
                                 f"DNS lookup failure for {host or self.spec.host}: {exc}"
                                 ) from None
+        except UpstreamError:
+            raise
         except ssl.SSLCertVerificationError as exc:
             raise UpstreamError(UpstreamErrorKind.TLS_VERIFY,
                                 f"TLS verification of {self.spec.name} failed: "
@@ -142,6 +146,21 @@ class Connector:
             raise UpstreamError(UpstreamErrorKind.CONNECT,
                                 f"connect to {self.spec.name} failed: {exc!r}") from None
         return proto
+
+    def _check_peer(self, transport: asyncio.BaseTransport, tls_name: str) -> None:
+        """mod_ssl's own checks of the backend certificate (upstream/peercert.py); a
+        failure closes the connection and is a TLS verification error."""
+        tls = self.tls
+        assert tls is not None
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        problem = certificate_problem(
+            der, tls_name, check_name=tls.check_peer_name, check_cn=tls.check_peer_cn,
+            check_expire=tls.check_peer_expire, now=time.time())
+        if problem is not None:
+            transport.abort()
+            raise UpstreamError(UpstreamErrorKind.TLS_VERIFY,
+                                f"TLS check of {self.spec.name} failed: {problem}")
 
     async def _connect_socket(self, loop: asyncio.AbstractEventLoop, host: str | None,
                               port: int | None) -> socket.socket:

@@ -3,9 +3,14 @@ origins (§15.4)."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import ssl
+
+import trustme
 
 from tests.e2e.rawhttp import RawConn
+from tests.support.origin import Origin
 from tests.support.proxy import Portico, server_kind
 
 # httpd 2.4.71 answers 500 "Error during SSL Handshake" when backend verification fails;
@@ -93,3 +98,100 @@ def test_a_pooled_tls_connection_serves_only_its_own_server_name(
     with RawConn(p.port) as conn:
         assert conn.request("GET", "/tls/echo/c", host="localhost").status == 200
     assert [r.target for r in tls_origin.requests] == ["/echo/a", "/echo/c"]
+
+
+# -- mod_ssl's own checks: names and dates, whatever SSLProxyVerify says ---------------------
+def tls_origin_with(ca: trustme.CA, *names: str, **kw) -> Origin:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names, **kw).configure_cert(ctx)
+    return Origin(ssl_context=ctx)
+
+
+EXPIRED = {"not_before": datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC),
+           "not_after": datetime.datetime(2021, 1, 1, tzinfo=datetime.UTC)}
+
+UNVERIFIED_CONF = """
+SSLProxyEngine On
+{{extra}}
+ProxyPass /tls {{tls}}
+"""
+
+
+def start_unverified(proxy_factory, origin: Origin, extra: str = "",
+                     host: str = "localhost") -> Portico:
+    """SSLProxyVerify none (httpd's default): the chain is not verified."""
+    return proxy_factory(UNVERIFIED_CONF, tls=f"https://{host}:{origin.port}", extra=extra)
+
+
+def test_without_verification_the_name_is_still_checked(proxy_factory, tls_ca):
+    with tls_origin_with(tls_ca, "wrong.example") as origin:
+        p = start_unverified(proxy_factory, origin)
+        assert get(p, "/tls/echo").status == TLS_FAILURE
+        assert origin.requests == []
+
+
+def test_without_verification_a_matching_name_passes(proxy_factory, tls_ca):
+    with tls_origin_with(tls_ca, "localhost") as origin:
+        p = start_unverified(proxy_factory, origin)
+        assert get(p, "/tls/echo/ok").status == 200
+        assert [r.target for r in origin.requests] == ["/echo/ok"]
+
+
+def test_without_verification_an_expired_certificate_fails(proxy_factory, tls_ca):
+    with tls_origin_with(tls_ca, "localhost", **EXPIRED) as origin:
+        p = start_unverified(proxy_factory, origin)
+        assert get(p, "/tls/echo").status == TLS_FAILURE
+        assert origin.requests == []
+
+
+def test_check_peer_expire_off_accepts_an_expired_certificate_without_verification(
+        proxy_factory, tls_ca):
+    with tls_origin_with(tls_ca, "localhost", **EXPIRED) as origin:
+        p = start_unverified(proxy_factory, origin, "SSLProxyCheckPeerExpire off")
+        assert get(p, "/tls/echo").status == 200
+
+
+def test_the_common_name_counts_as_well_as_the_alt_names(proxy_factory, tls_ca, tls_ca_file):
+    # OpenSSL ignores the CN when there are DNS alt names; mod_ssl compares both.
+    with tls_origin_with(tls_ca, "other.example", common_name="localhost") as origin:
+        p = start_tls(proxy_factory, origin, tls_ca_file)
+        assert get(p, "/tls/echo").status == 200
+
+
+def test_with_the_name_check_off_only_an_explicit_cn_check_remains(proxy_factory, tls_ca):
+    # Checked against httpd 2.4: SSLProxyCheckPeerName off alone checks nothing; with
+    # SSLProxyCheckPeerCN on as well, the CN must be the host.
+    with tls_origin_with(tls_ca, "localhost", common_name="other.example") as origin:
+        p = start_unverified(proxy_factory, origin, "SSLProxyCheckPeerName off")
+        assert get(p, "/tls/echo").status == 200
+        p = start_unverified(proxy_factory, origin,
+                             "SSLProxyCheckPeerName off\nSSLProxyCheckPeerCN on")
+        assert get(p, "/tls/echo").status == TLS_FAILURE
+    with tls_origin_with(tls_ca, "other.example", common_name="localhost") as origin:
+        p = start_unverified(proxy_factory, origin,
+                             "SSLProxyCheckPeerName off\nSSLProxyCheckPeerCN on")
+        assert get(p, "/tls/echo").status == 200
+
+
+def test_cn_check_off_alone_turns_the_name_check_off(proxy_factory, tls_ca):
+    # The older way to turn checks off still works in httpd 2.4 (checked against it).
+    with tls_origin_with(tls_ca, "wrong.example") as origin:
+        p = start_unverified(proxy_factory, origin, "SSLProxyCheckPeerCN off")
+        assert get(p, "/tls/echo").status == 200
+
+
+def test_an_ip_address_backend_is_checked_against_the_certificate(proxy_factory, tls_ca):
+    with tls_origin_with(tls_ca, "wrong.example") as origin:
+        p = start_unverified(proxy_factory, origin, host="127.0.0.1")
+        assert get(p, "/tls/echo").status == TLS_FAILURE
+    with tls_origin_with(tls_ca, "x.example", common_name="127.0.0.1") as origin:
+        p = start_unverified(proxy_factory, origin, host="127.0.0.1")
+        assert get(p, "/tls/echo").status == 200
+
+
+def test_an_ip_address_alt_name_names_an_ip_address_backend(proxy_factory, tls_ca):
+    # httpd compares an address only with the DNS names and CN, so it refuses a certificate
+    # issued for the address itself; portico accepts it (docs/compat.md).
+    with tls_origin_with(tls_ca, "127.0.0.1") as origin:
+        p = start_unverified(proxy_factory, origin, host="127.0.0.1")
+        assert get(p, "/tls/echo").status == (TLS_FAILURE if server_kind() == "httpd" else 200)

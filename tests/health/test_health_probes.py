@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from portico.config.load import load_config
 from portico.config.model import (
     ServerConfig,
     Source,
@@ -16,7 +17,9 @@ from portico.config.model import (
     WorkerSpec,
 )
 from portico.health.probes import ProbeTarget, check_path, probe
+from tests.conftest import tls_server_context
 from tests.health.backend import HealthBackends
+from tests.support.origin import Origin
 from tests.support.proxy import free_port
 
 SRC = Source("test.conf", 1)
@@ -162,3 +165,32 @@ async def test_hcexpr_sees_status_and_body(backends: HealthBackends) -> None:
     assert (await probe(spec("ok234"))).ok          # 4xx passes ok234
     backends.set_health("a", 503)
     assert not (await probe(spec("ok234"))).ok
+
+
+def tls_member(port: int) -> WorkerSpec:
+    p = WorkerParams(hcinterval=2.0, hcmethod="GET", hcuri="/echo/hc")  # type: ignore[arg-type]
+    return WorkerSpec(f"https://localhost:{port}", "https", "localhost", port, "", p,
+                      SRC, balancer="balancer://pool")
+
+
+@pytest.mark.parametrize(("names", "passes"), [
+    (("localhost",), True),
+    (("wrong.example",), False),
+])
+async def test_a_tls_check_applies_the_certificate_name_check(
+        tls_ca, tmp_path, names, passes) -> None:
+    # SSLProxyVerify none (the default): the chain is not verified, but the certificate must
+    # still name the member, for checks as for requests (upstream/peercert.py).
+    conf = tmp_path / "main.conf"
+    conf.write_text("Listen 80\nServerName t\nSSLProxyEngine On\n")
+    config = load_config(str(conf))
+    with Origin(ssl_context=tls_server_context(tls_ca, *names)) as origin:
+        result = await probe(ProbeTarget.from_spec(tls_member(origin.port), config))
+        if passes:
+            assert result.ok, result.reason
+            assert [r.target for r in origin.requests] == ["/echo/hc"]
+        else:
+            assert not result.ok
+            assert result.reason == ("GET /echo/hc → TLS check failed: the certificate does "
+                                     "not name localhost (wrong.example)")
+            assert origin.requests == []
