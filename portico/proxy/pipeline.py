@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from portico.admin.basicauth import authorize
 from portico.admin.hostnames import MISSING, HostNames
 from portico.config.model import (
+    EncodedSlashes,
     ProxySettings,
     ServerConfig,
     Source,
@@ -39,7 +40,7 @@ from portico.proxy.headers import BackendRequest, build_request_head, max_forwar
 from portico.proxy.local import LocalExchange, lookup
 from portico.proxy.reverse import ReverseMapper
 from portico.proxy.routing import Match, Router, VhostSelector
-from portico.proxy.uri import BadTarget, ParsedTarget, parse_target
+from portico.proxy.uri import BadTarget, EncodedSlashRefused, ParsedTarget, parse_target
 from portico.schemes.http import HttpExchange
 from portico.state.scoreboard import Scoreboard, WorkerSlot
 from portico.upstream.balancer import Balancer
@@ -113,8 +114,8 @@ class _Decision:
     matching Locations and merged settings, the route (or its error status), the reverse
     mapper and, for a plain worker route, the worker. Never mutated once stored."""
 
-    __slots__ = ("locations", "mapper", "match", "path", "query", "route_error", "settings",
-                 "target", "uses_env", "worker")
+    __slots__ = ("locations", "mapped_only", "mapper", "match", "path", "query", "route_error",
+                 "settings", "target", "uses_env", "worker")
 
     def __init__(self, target: ParsedTarget, locations: tuple,
                  settings: ProxySettings) -> None:
@@ -122,6 +123,8 @@ class _Decision:
         self.path = target.path
         self.query = target.query
         self.uses_env = False   # environment rules run (and may reroute) for each request
+        # A %2F under AllowEncodedSlashes Off: only a mapping= rule may take it (else 404).
+        self.mapped_only = False
         self.locations = locations
         self.settings = settings
         self.match: Match | None = None
@@ -364,11 +367,19 @@ class Pipeline:
         """Everything about a request that follows from its target alone (remembered per
         virtual host unless ``remember`` is False, see ``_Decision``); raises BadTarget for a
         target that cannot be parsed."""
-        target = parse_target(raw_target, vrt.vhost.settings.allow_encoded_slashes)
         router = vrt.router
+        mapped_only = False
+        try:
+            target = parse_target(raw_target, vrt.vhost.settings.allow_encoded_slashes)
+        except EncodedSlashRefused:
+            if not router.maps:
+                raise
+            # httpd's mapped rules see the path before it is decoded (and refused).
+            target = parse_target(raw_target, EncodedSlashes.NO_DECODE)
+            mapped_only = True
         locations = router.locations_for(target.path) if router.has_locations else ()
         settings = router.settings_for(locations) if locations else vrt.vhost.settings
-        if settings is not vrt.vhost.settings:
+        if settings is not vrt.vhost.settings and not mapped_only:
             # AllowEncodedSlashes may differ inside a Location
             target = parse_target(raw_target, settings.allow_encoded_slashes)
         if any(loc.env_late or loc.env_fixed for loc, _ in locations):
@@ -379,6 +390,7 @@ class Pipeline:
                 env_fixed=settings.env_fixed + sum((loc.env_fixed for loc, _ in locations),
                                                    ()))
         decision = _Decision(target, tuple(locations), settings)
+        decision.mapped_only = mapped_only
         decision.uses_env = bool(vrt.vhost.settings.env_early or settings.env_late
                                  or settings.env_fixed
                                  or (settings.interpolate_env and router.interpolates))
@@ -396,7 +408,12 @@ class Pipeline:
         """Fill in the decision's route, reverse mapper and worker (``env``: interpolate)."""
         locations = decision.locations
         try:
-            decision.match = vrt.router.route(decision.target, locations, env)
+            if decision.mapped_only:
+                decision.match = vrt.router.route_mapped(decision.target, locations, env)
+                if decision.match is None:
+                    decision.route_error = 404   # the %2F refusal the mapped rules passed on
+            else:
+                decision.match = vrt.router.route(decision.target, locations, env)
         except BadTarget as exc:
             decision.route_error = exc.status
         if decision.match is not None:

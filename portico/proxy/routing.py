@@ -299,7 +299,7 @@ class Router:
     """
 
     __slots__ = ("_locations", "_mapped", "_routes", "_servlet", "_workers", "has_locations",
-                 "interpolates", "vhost")
+                 "interpolates", "maps", "vhost")
 
     def __init__(self, vhost: VirtualHost, workers: Mapping[str, WorkerSpec]) -> None:
         self.vhost = vhost
@@ -314,6 +314,7 @@ class Router:
         self.has_locations = bool(self._locations)
         every = compiled + [c for _, _, c in self._locations if c is not None]
         self.interpolates = any(c.interpolate for c in every)
+        self.maps = any(c.mapping for c in every)   # a mapping=encoded|servlet rule anywhere
         # a mapping=servlet prefix rule can rename the path the Locations see
         self._servlet = any(c.mapping == "servlet" and c.pattern is None
                             and c.route.target is not None for c in every)
@@ -417,6 +418,21 @@ class Router:
             return Match(compiled.route, compiled.worker_name, url, compiled.host,
                          compiled.port, path)
         return None
+
+    def route_mapped(self, target: ParsedTarget,
+                     locations: Sequence[tuple[LocationSpec, CompiledRoute | None]] = (),
+                     env: Mapping[str, str] | None = None) -> Match | None:
+        """Only the ``mapping=encoded|servlet`` rules (step 1 of the order), for a path the
+        other rules must not see: one with ``%2F`` under AllowEncodedSlashes Off, which
+        httpd refuses when it decodes the path, after its mapped rules had their turn.
+        None when no mapped rule takes it (an exclusion included)."""
+        local = _location_rule(locations)
+        if local is not None and env is not None and self.interpolates:
+            local = local.with_env(env)
+        if not (self._mapped or (local is not None and local.mapping)):
+            return None
+        found = self._mapped_phase(target, local, env if self.interpolates else None)
+        return None if isinstance(found, _Next) else found
 
     def _route_with_env(self, target: ParsedTarget,
                         locations: Sequence[tuple[LocationSpec, CompiledRoute | None]],

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "NEEDS_ENCODING",
     "BadTarget",
+    "EncodedSlashRefused",
     "ParsedTarget",
     "canon_path",
     "encode_unsafe",
@@ -37,6 +38,14 @@ class BadTarget(Exception):
     def __init__(self, status: int, message: str) -> None:
         self.status = status
         super().__init__(message)
+
+
+class EncodedSlashRefused(BadTarget):
+    """A ``%2F`` in the path under AllowEncodedSlashes Off (404): only a ``mapping=`` rule,
+    which sees the path before it is decoded, may still take the request."""
+
+    def __init__(self) -> None:
+        super().__init__(404, "encoded slash in the request path (AllowEncodedSlashes Off)")
 
 
 @dataclass(slots=True)
@@ -123,7 +132,7 @@ def _decode(path: str, encoded_slashes: EncodedSlashes) -> str:
             raise BadTarget(404, "%00 in the request path")
         if code == 0x2F:
             if encoded_slashes is EncodedSlashes.OFF:
-                raise BadTarget(404, "encoded slash in the request path (AllowEncodedSlashes Off)")
+                raise EncodedSlashRefused()
             if encoded_slashes is EncodedSlashes.NO_DECODE:
                 out.append("%" + part[:2] + part[2:])
                 continue
