@@ -125,6 +125,7 @@ def _vhost(
         settings=settings,
         access_logs=logs,
         error_log=scope.error_log,
+        error_log_source=scope.error_log_source,
         core=dataclasses.replace(main_core, **scope.core),  # type: ignore[arg-type]
         **host_balancer_fields(state.balancers, main.source, main.balancer,  # type: ignore[arg-type]
                                scope.source, scope.balancer, inherit),

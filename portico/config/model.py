@@ -358,7 +358,8 @@ class VirtualHost:
     locations: tuple[LocationSpec, ...] = ()
     settings: ProxySettings = field(default_factory=ProxySettings)
     access_logs: tuple[AccessLogSpec, ...] = ()
-    error_log: str | None = None
+    error_log: str | None = None            # this host's own ErrorLog (None: the main one)
+    error_log_source: Source | None = None
     core: CoreSettings = field(default_factory=CoreSettings)  # main's equals ServerConfig.core
     # Balancer names this host can route to: the main server's (when BalancerInherit and
     # ProxyPassInherit are on) first, then those named inside the host. Keys of

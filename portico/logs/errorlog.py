@@ -6,9 +6,12 @@
 
 The module in brackets is the second part of the logger name ("portico.proxy.routing" logs
 as ``proxy``; "portico" itself as ``core``). A record given ``extra={"client": "ip:port"}``
-also shows ``[client ip:port]`` as httpd does. httpd's levels map onto ``logging`` levels,
-with NOTICE and TRACE1..TRACE8 (and ALERT, EMERG) added; ``LogLevel proxy:debug`` sets the
-level of the "portico.proxy" logger, whose children inherit it.
+also shows ``[client ip:port]`` as httpd does. A record given ``extra={"vhost": host}`` (a
+``VirtualHost``: messages about one request) goes to that host's own ErrorLog when it has
+one, as httpd's request messages do; every other record goes to the main server's.
+httpd's levels map onto ``logging`` levels, with NOTICE and TRACE1..TRACE8 (and ALERT,
+EMERG) added; ``LogLevel proxy:debug`` sets the level of the "portico.proxy" logger, whose
+children inherit it.
 
 Calling ``setup_error_log()`` again (a graceful reload) replaces the previous destination and
 levels; the new destination is opened before the old one is let go, so a bad new target
@@ -20,7 +23,7 @@ from __future__ import annotations
 __all__ = [
     "ALERT", "EMERG", "NOTICE", "TRACE1", "TRACE2", "TRACE3", "TRACE4", "TRACE5", "TRACE6",
     "TRACE7", "TRACE8", "HttpdFormatter", "check_error_log", "close_error_log", "httpd_level",
-    "setup_error_log",
+    "host_error_logs", "setup_error_log",
 ]
 
 import bisect
@@ -30,7 +33,7 @@ import sys
 import time
 from collections.abc import Mapping
 
-from portico.config.model import ServerConfig
+from portico.config.model import ServerConfig, Source
 from portico.errors import ConfigError
 from portico.logs.writer import AccessLogWriter, LogOpenError
 
@@ -106,30 +109,38 @@ def _report_own_failure(message: str) -> None:
 
 
 class _ErrorLogHandler(logging.Handler):
-    """Writes each record at once to a file, a piped log program or stderr."""
+    """Writes each record at once to a file, a piped log program or stderr: the main
+    server's, or the one of the virtual host the record names (``vhost``)."""
 
-    def __init__(self, writer: AccessLogWriter | None) -> None:
+    def __init__(self, writer: AccessLogWriter | None,
+                 hosts: Mapping[Source, AccessLogWriter | None] | None = None) -> None:
         super().__init__()
         self.writer = writer                 # None: stderr
+        self.hosts = dict(hosts or {})       # by the <VirtualHost> section's source
         self.module_loggers: list[str] = []  # loggers whose level this setup changed
         self.setFormatter(HttpdFormatter())
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record) + "\n"
-            if self.writer is None:
+            writer = self.writer
+            host = getattr(record, "vhost", None)
+            if host is not None and self.hosts:
+                writer = self.hosts.get(host.source, writer)
+            if writer is None:
                 # sys.stderr looked up per line: it may be replaced after setup (tests, daemons).
                 sys.stderr.write(line)
                 sys.stderr.flush()
             else:
-                self.writer.write(line)
-                self.writer.flush()
+                writer.write(line)
+                writer.flush()
         except Exception:  # logging's contract: a handler never raises into the caller
             self.handleError(record)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        for writer in {id(w): w for w in (self.writer, *self.hosts.values())
+                       if w is not None}.values():
+            writer.close()
         super().close()
 
 
@@ -159,20 +170,34 @@ def log_file_problem(path: str) -> str | None:
     return None
 
 
-def check_error_log(config: ServerConfig) -> None:
-    """Raise ConfigError, naming the ErrorLog line (or the default), if ``config``'s error
-    log is a file that cannot be opened for appending. For ``-t`` and before serving or
-    reloading, so the reason is told before anything is switched."""
-    target = config.error_log
+def host_error_logs(config: ServerConfig) -> dict[Source, str]:
+    """The ErrorLog targets of the virtual hosts that have their own, by section source."""
+    return {host.source: host.error_log for host in config.vhosts if host.error_log}
+
+
+def _file_problem(target: str, server_root: str) -> str | None:
     if target in ("", "stderr") or target.startswith(("|", "syslog")):
-        return
-    problem = log_file_problem(os.path.join(config.server_root, target))
-    if problem is None:
-        return
-    source = config.error_log_source
-    if source is None:
-        raise ConfigError(f"{_DEFAULT_NAME}: {problem}", config.source_file)
-    raise ConfigError(problem, source.file, source.line, "ErrorLog")
+        return None
+    return log_file_problem(os.path.join(server_root, target))
+
+
+def check_error_log(config: ServerConfig) -> None:
+    """Raise ConfigError, naming the ErrorLog line (or the default), if one of ``config``'s
+    error logs (the main server's, or a virtual host's) is a file that cannot be opened for
+    appending. For ``-t`` and before serving or reloading, so the reason is told before
+    anything is switched."""
+    problem = _file_problem(config.error_log, config.server_root)
+    if problem is not None:
+        source = config.error_log_source
+        if source is None:
+            raise ConfigError(f"{_DEFAULT_NAME}: {problem}", config.source_file)
+        raise ConfigError(problem, source.file, source.line, "ErrorLog")
+    for host in config.vhosts:
+        if host.error_log:
+            problem = _file_problem(host.error_log, config.server_root)
+            if problem is not None:
+                where = host.error_log_source or host.source
+                raise ConfigError(problem, where.file, where.line, "ErrorLog")
 
 
 def _register_level_names() -> None:
@@ -183,8 +208,10 @@ def _register_level_names() -> None:
 
 def setup_error_log(
     target: str, level: str, module_levels: Mapping[str, str], server_root: str,
+    hosts: Mapping[Source, str] | None = None,
 ) -> None:
-    """Send the "portico" loggers to ``target`` at ``level``, httpd style.
+    """Send the "portico" loggers to ``target`` at ``level``, httpd style, and the messages
+    about one virtual host's requests to its own ErrorLog (``hosts``: host_error_logs()).
 
     ``target`` is a file (relative to ``server_root``), a ``|command`` piped log, or
     ``"stderr"`` / ``""`` (``syslog[:facility]`` is refused). ``module_levels`` maps module
@@ -198,14 +225,28 @@ def setup_error_log(
     if target == "syslog" or target.startswith("syslog:"):
         # httpd's syslog:facility target; not a file called "syslog" in ServerRoot.
         raise ValueError(f"ErrorLog {target}: logging to syslog is not supported yet")
-    writer = None
-    if target not in ("", "stderr"):
-        writer = AccessLogWriter(on_error=_report_own_failure)
-        try:
-            writer.open(target, server_root)
-        except LogOpenError as exc:
-            raise LogOpenError(f"{_describe(target, server_root)}: {exc}") from None
-    handler = _ErrorLogHandler(writer)
+    opened: dict[str, AccessLogWriter | None] = {}
+
+    def open_once(where: str) -> AccessLogWriter | None:
+        """One writer per destination, shared by the hosts that name it."""
+        if where in opened:
+            return opened[where]
+        writer = None
+        if where not in ("", "stderr"):
+            writer = AccessLogWriter(on_error=_report_own_failure)
+            try:
+                writer.open(where, server_root)
+            except LogOpenError as exc:
+                for done in opened.values():
+                    if done is not None:
+                        done.close()
+                raise LogOpenError(f"{_describe(where, server_root)}: {exc}") from None
+        opened[where] = writer
+        return writer
+
+    writer = open_once(target)
+    host_writers = {source: open_once(where) for source, where in (hosts or {}).items()}
+    handler = _ErrorLogHandler(writer, host_writers)
     _register_level_names()
     close_error_log()
     logger = logging.getLogger(ROOT_LOGGER)

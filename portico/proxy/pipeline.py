@@ -295,7 +295,8 @@ class Pipeline:
         if match.balancer is not None:
             balancer = self.balancers.get(match.balancer)
             if balancer is None:
-                log.error("no balancer %s for %s", match.balancer, match.url)
+                log.error("no balancer %s for %s", match.balancer, match.url,
+                          extra={"vhost": ctx.vhost})
                 front.local_error(ctx, 500, proxy_error=True, detail="no such balancer")
                 return None
             ctx.balancer = balancer
@@ -311,7 +312,8 @@ class Pipeline:
         else:
             worker = decision.worker
         if worker is None or worker.spec.scheme not in _HTTP_SCHEMES:
-            log.error("no protocol handler was valid for the URL %s", match.url)
+            log.error("no protocol handler was valid for the URL %s", match.url,
+                      extra={"vhost": ctx.vhost})
             front.local_error(ctx, 500, proxy_error=True, detail="no protocol handler was valid")
             return None
         ctx.worker = worker
@@ -487,7 +489,8 @@ class Pipeline:
         func = lookup(name) if name is not None else None
         if func is None:
             if name is not None:
-                log.error("no handler %r for %s (Location %s)", name, ctx.path, location)
+                log.error("no handler %r for %s (Location %s)", name, ctx.path, location,
+                          extra={"vhost": ctx.vhost})
             ctx.front.local_error(ctx, 404)
             return None
         exchange = LocalExchange(ctx, func, location or "")
@@ -511,7 +514,7 @@ class Pipeline:
         if choice.index is None:
             why = ("the session's member is not available (nofailover)" if choice.refused
                    else "all members of the balancer are unavailable")
-            log.error("%s: %s", balancer.name, why)
+            log.error("%s: %s", balancer.name, why, extra={"vhost": ctx.vhost})
             ctx.front.local_error(ctx, 503, proxy_error=True, detail=why)
             return False
         member = balancer.members[choice.index]
@@ -603,7 +606,8 @@ class Pipeline:
             else:
                 # HTTP/1.0 without Host: the ServerName stands in for it (httpd warns too).
                 log.warning("ProxyPreserveHost: the request has no Host, sending the "
-                            "ServerName %s (client %s)", vrt.server_name, ctx.front.peer_ip)
+                            "ServerName %s (client %s)", vrt.server_name, ctx.front.peer_ip,
+                            extra={"vhost": ctx.vhost})
                 host_value = vrt.server_name.encode("latin-1")
                 ctx.sni = vrt.server_name
         elif match.host == spec.host and match.port == spec.port:

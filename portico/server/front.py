@@ -395,7 +395,7 @@ class FrontConnection(asyncio.Protocol):
         status = status_for_upstream(error)
         log.error("%s: %s (client %s, %s %s)", ctx.match.url if ctx.match else "-",
                   error, self.peer_ip, ctx.method.decode("latin-1"),
-                  ctx.head.target.decode("latin-1"))
+                  ctx.head.target.decode("latin-1"), extra={"vhost": ctx.vhost})
         ctx.error_note = str(error)
         self.local_error(ctx, status, proxy_error=True, detail=_public_detail(error))
 
@@ -518,7 +518,7 @@ class FrontConnection(asyncio.Protocol):
             if self.ctx is None:
                 self._close_after_write()
             else:
-                log.info("client %s timed out", self.peer_ip)
+                log.info("client %s timed out", self.peer_ip, extra={"vhost": self.ctx.vhost})
                 self.transport.abort()
             return
         wait = (limit - (now - self._last_activity)) if limit is not None else rt.timeout

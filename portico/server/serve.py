@@ -20,7 +20,7 @@ from portico.config import load_config
 from portico.config.model import ServerConfig
 from portico.errors import ConfigError
 from portico.health.checker import HealthChecker
-from portico.logs.errorlog import check_error_log, setup_error_log
+from portico.logs.errorlog import check_error_log, host_error_logs, setup_error_log
 from portico.logs.writer import LogOpenError
 from portico.proxy.pipeline import Pipeline
 from portico.server import heap
@@ -287,7 +287,7 @@ class ProxyServer:
         check_error_log(config)
         try:
             setup_error_log(config.error_log, config.log_level, config.module_log_levels,
-                            config.server_root)
+                            config.server_root, host_error_logs(config))
         except LogOpenError as exc:   # the file system changed since the check
             raise ConfigError(str(exc), config.source_file) from None
 

@@ -62,7 +62,12 @@ from portico.config import load_config
 from portico.config.model import ServerConfig
 from portico.errors import ConfigError
 from portico.health.checker import CheckerThread
-from portico.logs.errorlog import NOTICE, check_error_log, setup_error_log
+from portico.logs.errorlog import (
+    NOTICE,
+    check_error_log,
+    host_error_logs,
+    setup_error_log,
+)
 from portico.server.accesslog import build_access_logs
 from portico.server.listener import ListenAddress, bind_socket, check_free, resolve_listens
 from portico.server.pidfile import PidFile
@@ -626,7 +631,7 @@ class Master:
     # -- master-side files ----------------------------------------------------------------------
     def _apply_logging(self, config: ServerConfig) -> None:
         setup_error_log(config.error_log, config.log_level, config.module_log_levels,
-                        config.server_root)
+                        config.server_root, host_error_logs(config))
 
 
 def _signal(pid: int, signum: int) -> None:

@@ -1,6 +1,7 @@
 """An error log that cannot be opened (§ErrorLog): -t fails naming the ErrorLog line, or the
 default logs/error_log when there is none, and serving (-X or the master) exits non-zero
-with that message and no traceback. ErrorLog inside <VirtualHost> is ignored with a warning."""
+with that message and no traceback. An ErrorLog inside <VirtualHost> gets the messages about
+that host's requests."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import subprocess
 
 import pytest
 
-from tests.support.proxy import Portico, server_kind
+from tests.e2e.rawhttp import RawConn
+from tests.support.proxy import Portico, free_port, server_kind
 
 HTTPD = server_kind() == "httpd"
 
@@ -59,18 +61,43 @@ def test_default_error_log_without_a_logs_directory(tmp_path, args):
     assert f"cannot access directory {tmp_path}/logs/" in out, out
 
 
-@pytest.mark.skipif(HTTPD, reason="httpd honours ErrorLog per virtual host")
-def test_error_log_in_a_virtual_host_is_ignored_with_a_warning(tmp_path):
+def test_error_log_of_a_virtual_host_in_a_missing_directory(tmp_path):
     conf = (
         "ErrorLog {{error_log}}\n"
         "<VirtualHost *:{{port}}>\n"
         "    ServerName vh.test\n"
         "    ErrorLog {{tmp}}/no-such-dir/vh.log\n"
         "</VirtualHost>\n")
-    r = run(tmp_path, conf, "-t")
-    out = r.stdout + r.stderr
-    assert r.returncode == 0, out
-    line = BASE.count("\n") + 4
-    assert re.search(rf"portico\.conf:{line}\b.*ErrorLog inside <VirtualHost> is not "
-                     "supported", out), out
+    out = refused(tmp_path, conf, "-t")
+    assert f"{tmp_path}/no-such-dir/" in out, out
+    if not HTTPD:
+        line = BASE.count("\n") + 4
+        assert re.search(rf"portico\.conf:{line}: ErrorLog: ", out), out
 
+
+VHOST_LOGS = """
+<VirtualHost *:{{port}}>
+    ServerName vh.test
+    ErrorLog {{tmp}}/vh-error.log
+    ProxyPass /down/ http://127.0.0.1:{{closed_vh}}/
+</VirtualHost>
+<VirtualHost *:{{port}}>
+    ServerName other.test
+    ProxyPass /down/ http://127.0.0.1:{{closed_other}}/
+</VirtualHost>
+"""
+
+
+def test_a_virtual_hosts_request_messages_go_to_its_own_error_log(proxy_factory):
+    # Nothing listens on these ports: each request fails to connect (503).
+    closed_vh, closed_other = free_port(), free_port()
+    p = proxy_factory(VHOST_LOGS, closed_vh=closed_vh, closed_other=closed_other)
+    with RawConn(p.port) as conn:
+        assert conn.request("GET", "/down/a", host="vh.test").status == 503
+    with RawConn(p.port) as conn:
+        assert conn.request("GET", "/down/b", host="other.test").status == 503
+    p.wait_for_log("vh-error.log", f"127.0.0.1:{closed_vh}")
+    p.wait_for_log("error_log", f"127.0.0.1:{closed_other}")
+    # Each message went to one log only: the host's own, else the main server's.
+    assert f":{closed_other}" not in p.log_file("vh-error.log")
+    assert f":{closed_vh}" not in p.error_log

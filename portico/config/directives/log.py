@@ -92,11 +92,6 @@ def _error_log(ctx: BuildContext, node: Node) -> None:
     if node.args[0].lower().startswith("syslog"):
         raise ctx.error("ErrorLog syslog is not supported yet: use a file, a |pipe or stderr")
     target = _target(ctx, node.args[0])
-    if not ctx.server.is_main:
-        # Messages are logged without knowing the request's host (plain `logging` loggers),
-        # so a per-host destination would catch only some of them: kept in the model, unused.
-        _log.warning("%s: ErrorLog inside <VirtualHost> is not supported per host yet; "
-                     "the host's messages go to the main server's error log", ctx.source)
     # Whether the file can be opened is checked by -t and before serving
     # (portico.logs.errorlog.check_error_log), not while loading: tools load configs whose
     # log directories exist only on the serving machine.
