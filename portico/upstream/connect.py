@@ -11,8 +11,11 @@ __all__ = ["Connector", "tls_context_for"]
 import asyncio
 import functools
 import logging
+import os
+import re
 import socket
 import ssl
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -51,7 +54,11 @@ def tls_context_for(settings: TLSClientSettings) -> ssl.SSLContext:
     if settings.machine_certificate_file:
         # An encrypted key must fail rather than make OpenSSL prompt on the terminal (the
         # config loader refuses one; this covers a file replaced since).
-        ctx.load_cert_chain(settings.machine_certificate_file, password=_no_password)
+        if settings.machine_certificate_chain_file:
+            _load_with_chain(ctx, settings.machine_certificate_file,
+                             settings.machine_certificate_chain_file)
+        else:
+            ctx.load_cert_chain(settings.machine_certificate_file, password=_no_password)
     _apply_protocols(ctx, settings.protocol)
     if settings.cipher_suite:
         ctx.set_ciphers(settings.cipher_suite)
@@ -60,6 +67,32 @@ def tls_context_for(settings: TLSClientSettings) -> ssl.SSLContext:
 
 def _no_password() -> bytes:
     return b""
+
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----\r?\n?", re.DOTALL)
+
+
+def _load_with_chain(ctx: ssl.SSLContext, machine_file: str, chain_file: str) -> None:
+    """The client certificate (the first one of ``machine_file``, with its key) and the
+    certificates of ``chain_file`` after it, sent together in the handshake as
+    SSLProxyMachineCertificateChainFile asks. OpenSSL reads a chain only from one file, so
+    they are joined in a file of our own that lives no longer than this call (mode 0600, in
+    a directory only we can enter)."""
+    with open(machine_file, "rb") as f:
+        blocks = [(m.group(1), m.group(0)) for m in _PEM_BLOCK.finditer(f.read())]
+    with open(chain_file, "rb") as f:
+        chain = [m.group(0) for m in _PEM_BLOCK.finditer(f.read())
+                 if m.group(1) == b"CERTIFICATE"]
+    certificates = [text for kind, text in blocks if kind == b"CERTIFICATE"]
+    keys = [text for kind, text in blocks if kind.endswith(b"PRIVATE KEY")]
+    if not certificates or not keys:
+        raise ssl.SSLError(f"{machine_file}: no certificate with its private key")
+    with tempfile.TemporaryDirectory(prefix="portico-tls-") as private:
+        joined = os.path.join(private, "client.pem")
+        fd = os.open(joined, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"".join((certificates[0], *chain, keys[0])))
+        ctx.load_cert_chain(joined, password=_no_password)
 
 
 def _apply_protocols(ctx: ssl.SSLContext, spec: str) -> None:

@@ -195,3 +195,37 @@ def test_an_ip_address_alt_name_names_an_ip_address_backend(proxy_factory, tls_c
     with tls_origin_with(tls_ca, "127.0.0.1") as origin:
         p = start_unverified(proxy_factory, origin, host="127.0.0.1")
         assert get(p, "/tls/echo").status == (TLS_FAILURE if server_kind() == "httpd" else 200)
+
+
+# -- a client certificate issued by an intermediate CA ------------------------------------
+CLIENT_CERT_CONF = """
+SSLProxyEngine On
+SSLProxyMachineCertificateFile {{machine}}
+{{chain}}
+ProxyPass /tls {{tls}}
+"""
+
+
+def test_the_chain_file_goes_with_the_client_certificate(proxy_factory, tls_ca, tmp_path):
+    # The backend trusts only the root CA; the client certificate comes from an
+    # intermediate, so the backend can check it only if the proxy sends the intermediate
+    # too (SSLProxyMachineCertificateChainFile).
+    root = trustme.CA()
+    intermediate = root.create_child_ca()
+    leaf = intermediate.issue_cert("client.test")
+    machine = tmp_path / "client.pem"
+    machine.write_bytes(leaf.cert_chain_pems[0].bytes() + leaf.private_key_pem.bytes())
+    chain = tmp_path / "chain.pem"
+    chain.write_bytes(intermediate.cert_pem.bytes())
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_ca.issue_cert("localhost").configure_cert(ctx)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    root.configure_trust(ctx)
+    with Origin(ssl_context=ctx) as origin:
+        url = f"https://localhost:{origin.port}"
+        p = proxy_factory(CLIENT_CERT_CONF, tls=url, machine=machine,
+                          chain=f"SSLProxyMachineCertificateChainFile {chain}")
+        assert get(p, "/tls/echo/chained").status == 200
+        without = proxy_factory(CLIENT_CERT_CONF, tls=url, machine=machine, chain="")
+        assert get(without, "/tls/echo/unchained").status == 502   # httpd: 502 too
+        assert [r.target for r in origin.requests] == ["/echo/chained"]
