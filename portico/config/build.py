@@ -65,6 +65,8 @@ class ServerScope:
     default_format: str | None = None
     error_log: str | None = None
     error_log_source: Source | None = None   # where ErrorLog was set
+    log_level: str | None = None                # a <VirtualHost>'s own LogLevel
+    module_log_levels: dict[str, str] = field(default_factory=dict)
     proxy_pass_inherit: bool | None = None
     balancer: HostBalancerSettings = field(default_factory=HostBalancerSettings)
 

@@ -126,6 +126,8 @@ def _vhost(
         access_logs=logs,
         error_log=scope.error_log,
         error_log_source=scope.error_log_source,
+        log_level=scope.log_level,
+        module_log_levels=MappingProxyType(dict(scope.module_log_levels)),
         core=dataclasses.replace(main_core, **scope.core),  # type: ignore[arg-type]
         **host_balancer_fields(state.balancers, main.source, main.balancer,  # type: ignore[arg-type]
                                scope.source, scope.balancer, inherit),

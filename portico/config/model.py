@@ -360,6 +360,8 @@ class VirtualHost:
     access_logs: tuple[AccessLogSpec, ...] = ()
     error_log: str | None = None            # this host's own ErrorLog (None: the main one)
     error_log_source: Source | None = None
+    log_level: str | None = None            # this host's own LogLevel (None: the main one)
+    module_log_levels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     core: CoreSettings = field(default_factory=CoreSettings)  # main's equals ServerConfig.core
     # Balancer names this host can route to: the main server's (when BalancerInherit and
     # ProxyPassInherit are on) first, then those named inside the host. Keys of

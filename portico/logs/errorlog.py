@@ -23,7 +23,7 @@ from __future__ import annotations
 __all__ = [
     "ALERT", "EMERG", "NOTICE", "TRACE1", "TRACE2", "TRACE3", "TRACE4", "TRACE5", "TRACE6",
     "TRACE7", "TRACE8", "HttpdFormatter", "check_error_log", "close_error_log", "httpd_level",
-    "host_error_logs", "setup_error_log",
+    "HostLogging", "host_error_logs", "setup_error_log",
 ]
 
 import bisect
@@ -32,6 +32,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from portico.config.model import ServerConfig, Source
 from portico.errors import ConfigError
@@ -108,25 +109,58 @@ def _report_own_failure(message: str) -> None:
     sys.stderr.write(f"portico: error log: {message}\n")
 
 
+class _Destination:
+    """Where one server's messages go and from which level: the main server's, or a virtual
+    host's own (its ErrorLog, its LogLevel merged over the main server's)."""
+
+    __slots__ = ("_cache", "level", "modules", "writer")
+
+    def __init__(self, writer: AccessLogWriter | None, level: int,
+                 modules: Mapping[str, int]) -> None:
+        self.writer = writer                 # None: stderr
+        self.level = level
+        self.modules = dict(modules)         # "portico.<module>" logger name -> level
+        self._cache: dict[str, int] = {}
+
+    def threshold(self, logger_name: str) -> int:
+        """The level a record of ``logger_name`` must reach: its module's, else the base."""
+        found = self._cache.get(logger_name)
+        if found is None:
+            name = logger_name
+            found = self.level
+            while name:
+                if name in self.modules:
+                    found = self.modules[name]
+                    break
+                name = name.rpartition(".")[0]
+            self._cache[logger_name] = found
+        return found
+
+
 class _ErrorLogHandler(logging.Handler):
     """Writes each record at once to a file, a piped log program or stderr: the main
-    server's, or the one of the virtual host the record names (``vhost``)."""
+    server's, or the one of the virtual host the record names (``vhost``), at that
+    server's levels (the loggers let through the lowest level any server asks for)."""
 
-    def __init__(self, writer: AccessLogWriter | None,
-                 hosts: Mapping[Source, AccessLogWriter | None] | None = None) -> None:
+    def __init__(self, main: _Destination,
+                 hosts: Mapping[Source, _Destination] | None = None) -> None:
         super().__init__()
-        self.writer = writer                 # None: stderr
+        self.main = main
         self.hosts = dict(hosts or {})       # by the <VirtualHost> section's source
         self.module_loggers: list[str] = []  # loggers whose level this setup changed
         self.setFormatter(HttpdFormatter())
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            where = self.main
+            if self.hosts:
+                host = getattr(record, "vhost", None)
+                if host is not None:
+                    where = self.hosts.get(host.source, where)
+                if record.levelno < where.threshold(record.name):
+                    return
             line = self.format(record) + "\n"
-            writer = self.writer
-            host = getattr(record, "vhost", None)
-            if host is not None and self.hosts:
-                writer = self.hosts.get(host.source, writer)
+            writer = where.writer
             if writer is None:
                 # sys.stderr looked up per line: it may be replaced after setup (tests, daemons).
                 sys.stderr.write(line)
@@ -138,8 +172,8 @@ class _ErrorLogHandler(logging.Handler):
             self.handleError(record)
 
     def close(self) -> None:
-        for writer in {id(w): w for w in (self.writer, *self.hosts.values())
-                       if w is not None}.values():
+        writers = (d.writer for d in (self.main, *self.hosts.values()))
+        for writer in {id(w): w for w in writers if w is not None}.values():
             writer.close()
         super().close()
 
@@ -170,9 +204,20 @@ def log_file_problem(path: str) -> str | None:
     return None
 
 
-def host_error_logs(config: ServerConfig) -> dict[Source, str]:
-    """The ErrorLog targets of the virtual hosts that have their own, by section source."""
-    return {host.source: host.error_log for host in config.vhosts if host.error_log}
+@dataclass(frozen=True, slots=True)
+class HostLogging:
+    """A virtual host's own ErrorLog and LogLevel (None where it has none of its own)."""
+
+    target: str | None
+    level: str | None
+    module_levels: Mapping[str, str]
+
+
+def host_error_logs(config: ServerConfig) -> dict[Source, HostLogging]:
+    """The virtual hosts with an ErrorLog or LogLevel of their own, by section source."""
+    return {host.source: HostLogging(host.error_log, host.log_level, host.module_log_levels)
+            for host in config.vhosts
+            if host.error_log or host.log_level or host.module_log_levels}
 
 
 def _file_problem(target: str, server_root: str) -> str | None:
@@ -208,10 +253,11 @@ def _register_level_names() -> None:
 
 def setup_error_log(
     target: str, level: str, module_levels: Mapping[str, str], server_root: str,
-    hosts: Mapping[Source, str] | None = None,
+    hosts: Mapping[Source, HostLogging] | None = None,
 ) -> None:
     """Send the "portico" loggers to ``target`` at ``level``, httpd style, and the messages
-    about one virtual host's requests to its own ErrorLog (``hosts``: host_error_logs()).
+    about one virtual host's requests to its own ErrorLog at its own LogLevel (``hosts``:
+    host_error_logs(); a host's LogLevel is merged over the main server's, as in httpd).
 
     ``target`` is a file (relative to ``server_root``), a ``|command`` piped log, or
     ``"stderr"`` / ``""`` (``syslog[:facility]`` is refused). ``module_levels`` maps module
@@ -222,9 +268,15 @@ def setup_error_log(
     """
     main_level = httpd_level(level)
     per_module = {_module_logger_name(m): httpd_level(v) for m, v in module_levels.items()}
-    if target == "syslog" or target.startswith("syslog:"):
-        # httpd's syslog:facility target; not a file called "syslog" in ServerRoot.
-        raise ValueError(f"ErrorLog {target}: logging to syslog is not supported yet")
+    host_levels = {
+        source: (httpd_level(h.level) if h.level else main_level,
+                 {**per_module, **{_module_logger_name(m): httpd_level(v)
+                                   for m, v in h.module_levels.items()}})
+        for source, h in (hosts or {}).items()}
+    for where in (target, *(h.target for h in (hosts or {}).values() if h.target)):
+        if where == "syslog" or where.startswith("syslog:"):
+            # httpd's syslog:facility target; not a file called "syslog" in ServerRoot.
+            raise ValueError(f"ErrorLog {where}: logging to syslog is not supported yet")
     opened: dict[str, AccessLogWriter | None] = {}
 
     def open_once(where: str) -> AccessLogWriter | None:
@@ -244,20 +296,27 @@ def setup_error_log(
         opened[where] = writer
         return writer
 
-    writer = open_once(target)
-    host_writers = {source: open_once(where) for source, where in (hosts or {}).items()}
-    handler = _ErrorLogHandler(writer, host_writers)
+    main = _Destination(open_once(target), main_level, per_module)
+    destinations = {
+        source: _Destination(open_once(h.target) if h.target else main.writer,
+                             *host_levels[source])
+        for source, h in (hosts or {}).items()}
+    handler = _ErrorLogHandler(main, destinations)
     _register_level_names()
     close_error_log()
     logger = logging.getLogger(ROOT_LOGGER)
     logger.addHandler(handler)
-    logger.setLevel(main_level)
+    # The loggers let through the lowest level any server asks for; the handler then keeps
+    # what the record's own server asked for.
+    logger.setLevel(min([main_level, *(lv for lv, _ in host_levels.values())]))
     # The error log is the destination; records must not also reach whatever the root
     # logger prints to.
     logger.propagate = False
-    for name, number in per_module.items():
-        logging.getLogger(name).setLevel(number)
-    handler.module_loggers = list(per_module)
+    module_names = set(per_module).union(*(mods for _, mods in host_levels.values()))
+    for name in module_names:
+        logging.getLogger(name).setLevel(min(
+            d.threshold(name) for d in (main, *destinations.values())))
+    handler.module_loggers = list(module_names)
 
 
 def close_error_log() -> None:

@@ -101,3 +101,36 @@ def test_a_virtual_hosts_request_messages_go_to_its_own_error_log(proxy_factory)
     # Each message went to one log only: the host's own, else the main server's.
     assert f":{closed_other}" not in p.log_file("vh-error.log")
     assert f":{closed_vh}" not in p.error_log
+
+
+VHOST_LEVELS = """
+LogLevel crit
+<VirtualHost *:{{port}}>
+    ServerName vh.test
+    LogLevel error
+    ProxyPass /down/ http://127.0.0.1:{{closed_vh}}/
+</VirtualHost>
+<VirtualHost *:{{port}}>
+    ServerName quiet.test
+    ErrorLog {{tmp}}/quiet-error.log
+    ProxyPass /down/ http://127.0.0.1:{{closed_quiet}}/
+</VirtualHost>
+<VirtualHost *:{{port}}>
+    ServerName other.test
+    ProxyPass /down/ http://127.0.0.1:{{closed_other}}/
+</VirtualHost>
+"""
+
+
+def test_a_virtual_hosts_log_level_applies_to_its_request_messages(proxy_factory):
+    # The main server logs crit and worse; vh.test lowers that to error for its own
+    # requests. quiet.test has its own log but inherits crit.
+    closed = {name: free_port() for name in ("vh", "quiet", "other")}
+    p = proxy_factory(VHOST_LEVELS,
+                      **{f"closed_{k}": v for k, v in closed.items()})
+    for host in ("other.test", "quiet.test", "vh.test"):
+        with RawConn(p.port) as conn:
+            assert conn.request("GET", "/down/x", host=host).status == 503
+    p.wait_for_log("error_log", f"127.0.0.1:{closed['vh']}")   # logged last
+    assert f":{closed['other']}" not in p.error_log
+    assert f":{closed['quiet']}" not in p.error_log + p.log_file("quiet-error.log")

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_FORMAT", "LOG_LEVELS", "PREDEFINED_FORMATS", "TABLE"]
 
-import logging
 import re
 
 from portico.config.build import BuildContext, PendingLog
 from portico.config.registry import Context, DirectiveTable, canonical_module_name
 from portico.config.tree import Node
 from portico.expr import ExprError, compile_expr
-
-_log = logging.getLogger("portico.config")
 
 TABLE = DirectiveTable("log")
 
@@ -116,8 +113,10 @@ def _log_level(ctx: BuildContext, node: Node) -> None:
             raise ctx.error(f"{word!r} has an empty module name")
         modules[name] = value
     if not ctx.server.is_main:
-        _log.warning("%s: LogLevel inside <VirtualHost> is not supported per host yet; "
-                     "ignored", ctx.source)
+        # The host's messages (those about its requests) follow it; see logs/errorlog.py.
+        if level is not None:
+            ctx.server.log_level = level
+        ctx.server.module_log_levels.update(modules)
         return
     if level is not None:
         ctx.state.log_level = level
