@@ -629,26 +629,29 @@ class Pipeline:
             switches = ctx.switches = proxy_switches(env, not ctx.front.requests_served)
             if switches is not None:
                 close = ctx.close_backend = close or switches.close
+        # proxy-sendcl / force-proxy-request-1.0 with a chunked body: the body is spooled
+        # whole and goes with a Content-Length (HttpExchange, see _spooled_head).
+        spooled = (body_kind == _CHUNKED and switches is not None and switches.send_length)
         if head.expect_continue:
-            if settings.proxy_100_continue and (switches is None or not switches.http10):
+            if (settings.proxy_100_continue and (switches is None or not switches.http10)
+                    and not spooled):
                 forward_expect = True
-            else:
+            else:   # a spooled body is needed before the backend hears of the request
                 ctx.front.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 ctx.sent_continue = True
         if body_kind:   # BodyKind.NONE is 0
             chunked = ctx.request_chunked = body_kind == _CHUNKED
-            if chunked and switches is not None and switches.send_length:
-                # proxy-sendcl / force-proxy-request-1.0: the body is spooled and goes with
-                # a Content-Length (HttpExchange, see _spooled_head).
-                chunked = ctx.request_chunked = False
-                switches.spool_head = _spooled_head(ctx, head, host_value, vrt.server_name,
-                                               via_name, close, max_forwards, settings,
-                                               switches.http10)
             # ping= (§4.5): on requests with a body, ask the backend for a 100 Continue first
             # and give up (503, which fails over) if none comes within `ping` seconds.
             if switches is None or not switches.http10:
                 ctx.ping = plan.ping
                 add_expect = bool(plan.ping) and not forward_expect
+            if spooled:
+                assert switches is not None
+                chunked = ctx.request_chunked = False
+                switches.spool_head = _spooled_head(ctx, head, host_value, vrt.server_name,
+                                                    via_name, close, max_forwards, settings,
+                                                    switches.http10, add_expect)
         else:
             chunked = False
         request = BackendRequest(
@@ -689,8 +692,10 @@ def _as_http10(head: bytes) -> bytes:
 
 def _spooled_head(ctx: RequestContext, head: RequestHead, host_value: bytes,
                   server_name: str, via_name: str, close: bool,
-                  max_forwards: bytes | None, settings: ProxySettings, http10: bool):
-    """The head to send once a spooled body's length is known."""
+                  max_forwards: bytes | None, settings: ProxySettings, http10: bool,
+                  add_expect: bool):
+    """The head to send once a spooled body's length is known (with ``Expect:
+    100-continue`` when ping= waits for the backend's 100 before the body goes)."""
     assert ctx.match is not None
     target = ctx.match.path.encode("latin-1")
     peer_ip = ctx.front.peer_ip
@@ -698,7 +703,7 @@ def _spooled_head(ctx: RequestContext, head: RequestHead, host_value: bytes,
     def build(length: int) -> bytes:
         request = BackendRequest(head.method, target, host_value, peer_ip, server_name,
                                  via_name, head.version, length, False, close, False,
-                                 max_forwards, False)
+                                 max_forwards, add_expect)
         built = build_request_head(request, head.headers, settings)
         return _as_http10(built) if http10 else built
 

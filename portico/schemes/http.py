@@ -18,8 +18,10 @@ from __future__ import annotations
 __all__ = ["HttpBackend", "HttpExchange"]
 
 import asyncio
+import contextlib
 import logging
-from typing import TYPE_CHECKING
+import tempfile
+from typing import IO, TYPE_CHECKING
 
 from portico.errors import RemoteProtocolError, UpstreamError, UpstreamErrorKind
 from portico.protocols.events import (
@@ -46,9 +48,14 @@ log = logging.getLogger("portico.proxy")
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 _PLAIN = "\0plain"   # HttpBackend.tls_name of a connection without TLS (any name fits)
 _REPLAY_LIMIT = 64 * 1024   # request body kept for a retry on a fresh connection
-# proxy-sendcl / force-proxy-request-1.0 gather a chunked body in memory to learn its length;
-# a larger one is refused with 413 rather than held (docs/compat.md).
-SPOOL_LIMIT = 16 * 1024 * 1024
+# proxy-sendcl / force-proxy-request-1.0 gather a chunked body to learn its length, as httpd
+# spools it (see _Spool): at most SPOOL_MEMORY of it in memory, the first _SPOOL_KEEP bytes
+# and the temporary file's write buffer; the rest on disk. Only LimitRequestBody bounds it.
+SPOOL_MEMORY = 256 * 1024
+_SPOOL_WRITE = 64 * 1024   # the file's write buffer: small pieces reach the disk together
+# More than _REPLAY_LIMIT: a body kept for a retry is all in memory, never partly in a file.
+_SPOOL_KEEP = SPOOL_MEMORY - _SPOOL_WRITE
+_SPOOL_READ = 256 * 1024   # the file goes to the backend in pieces of this size
 # Failures that httpd's handler reports as 503 and that move a balanced request to another
 # member (§7.5): the request never reached the backend.
 _FAILOVER_KINDS = frozenset({UpstreamErrorKind.CONNECT, UpstreamErrorKind.CONNECT_TIMEOUT,
@@ -287,6 +294,68 @@ class HttpBackend(asyncio.BufferedProtocol):
             self._timer = None
 
 
+class _Spool:
+    """A chunked request body gathered whole before it goes out with a Content-Length
+    (proxy-sendcl, force-proxy-request-1.0).
+
+    Its first ``_SPOOL_KEEP`` bytes stay in the exchange's ``_pending``; the rest goes to an
+    anonymous temporary file (system temp dir) as it arrives, and is read back in
+    ``_SPOOL_READ`` pieces once the head is out (``HttpExchange._send_spool_file``). Memory
+    always holds something when the file does, so the head is never sent alone. ``close``
+    ends it all, from any state; methods that touch the file raise ``OSError``.
+    """
+
+    __slots__ = ("close_backend", "file", "gathering", "in_file", "in_memory", "task")
+
+    def __init__(self, in_memory: int) -> None:
+        self.in_memory = in_memory   # bytes in _pending (what came before gathering began)
+        self.in_file = 0
+        self.file: IO[bytes] | None = None   # opened past _SPOOL_KEEP
+        self.gathering = True   # False once the whole body is in
+        self.task: asyncio.Task[None] | None = None   # sending the file to the backend
+        self.close_backend = False   # ctx.close_backend to restore once the file went out
+
+    @property
+    def length(self) -> int:
+        return self.in_memory + self.in_file
+
+    def add(self, pending: list[bytes], data: bytes) -> None:
+        """Gather ``data``: into ``pending`` while it fits in ``_SPOOL_KEEP``, else the file."""
+        if self.file is None:
+            room = _SPOOL_KEEP - self.in_memory
+            if len(data) <= room:
+                pending.append(data)
+                self.in_memory += len(data)
+                return
+            if room > 0:   # fill memory up: the file starts where it ends
+                pending.append(data[:room])
+                self.in_memory += room
+                data = data[room:]
+            # closed by close(), which every way out of the exchange calls
+            self.file = tempfile.TemporaryFile(buffering=_SPOOL_WRITE)  # noqa: SIM115 (see close)
+        self.file.write(data)
+        self.in_file += len(data)
+
+    def finish(self) -> None:
+        """The whole body is in: make the file ready to be read from its start."""
+        self.gathering = False
+        if self.file is not None:
+            self.file.flush()
+            self.file.seek(0)
+
+    def close(self) -> None:
+        """Stop sending and drop the file (idempotent)."""
+        task, self.task = self.task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        file, self.file = self.file, None
+        if file is not None:
+            # The body is dropped: a write buffer that cannot be flushed any more does not
+            # matter, and the descriptor is closed all the same.
+            with contextlib.suppress(OSError):
+                file.close()
+
+
 class HttpExchange:
     """One proxied request/response over HTTP/1.1 (see the module docstring)."""
 
@@ -317,7 +386,7 @@ class HttpExchange:
         self._ping_timer: asyncio.TimerHandle | None = None
         self._source_paused = False   # we stopped the backend's reads: the client is slow
         self._relay: SpliceRelay | None = None   # the body is being spliced (server/splice.py)
-        self._spooled = -1   # bytes gathered while spooling (proxy-sendcl); -1: not spooling
+        self._spooled: _Spool | None = None   # a body spooled for proxy-sendcl (see _Spool)
 
     # -- request side ---------------------------------------------------------------------
     def start(self) -> None:
@@ -328,10 +397,8 @@ class HttpExchange:
         fresh = False
         if switches is not None:
             fresh = switches.fresh
-            if switches.spool_head is not None:
-                self._start_spooled(switches)
-                if self._spooled >= 0:
-                    return
+            if switches.spool_head is not None and self._start_spooled(switches):
+                return
         self._pool = ctx.worker.pool_for(ctx.match.host, ctx.match.port)
         if ctx.balancer is not None:
             ctx.balancer.start(ctx.member_view, ctx.member_index)
@@ -346,20 +413,24 @@ class HttpExchange:
         else:
             self._connect_task = asyncio.get_running_loop().create_task(self._connect(fresh))
 
-    def _start_spooled(self, switches: ProxySwitches) -> None:
-        """proxy-sendcl with a chunked body: gather it whole (``_spooled`` counts; the
-        exchange starts again at its end), or, once it is whole, build the head."""
+    def _start_spooled(self, switches: ProxySwitches) -> bool:
+        """proxy-sendcl with a chunked body: start gathering it (True: the exchange starts
+        again at its end, see ``_end_spooled``), or, once it is whole, build the head."""
         ctx = self.ctx
         if not self._request_done:
-            self._spooled = sum(map(len, self._pending))
+            # What came before (the client paused past 64 KiB) is the start of the body.
+            self._spooled = _Spool(sum(map(len, self._pending)))
             if ctx.resume_client_on_attach:
                 ctx.resume_client_on_attach = False
                 self.front.resume_reading()
-            return
-        # _pending holds the whole body now, and the extra CRLF after it if asked for
-        length = sum(map(len, self._pending)) - (2 if switches.extra_crlf else 0)
+            return True
+        # The whole body is in _pending (and the file), with the extra CRLF if asked for;
+        # no _Spool when it ended before the exchange started.
+        spool = self._spooled
+        length = spool.length if spool is not None else sum(map(len, self._pending))
         assert switches.spool_head is not None
-        ctx.backend_head = switches.spool_head(length)
+        ctx.backend_head = switches.spool_head(length - (2 if switches.extra_crlf else 0))
+        return False
 
     async def _connect(self, fresh: bool) -> None:
         ctx = self.ctx
@@ -445,6 +516,9 @@ class HttpExchange:
             self._pending = []
             t.writelines([head, *pending])
             ctx.bytes_to_backend += sum(map(len, pending))
+            spool = self._spooled
+            if spool is not None and spool.file is not None:
+                self._send_spool_file(conn, spool)
         ctx.bytes_to_backend += len(head)
         if ctx.resume_client_on_attach:
             ctx.resume_client_on_attach = False
@@ -485,16 +559,15 @@ class HttpExchange:
             else:
                 self._body_kept = None
                 self._replayable = False
-        if self._spooled >= 0:
+        spool = self._spooled
+        if spool is not None:
             # Gathered whole, without pausing the client: the length is needed before the
-            # head can go out (proxy-sendcl, force-proxy-request-1.0).
-            self._spooled += len(data)
-            if self._spooled > SPOOL_LIMIT:
-                log.error("%s: request body over %d bytes cannot be spooled for "
-                          "proxy-sendcl", self.ctx.path, SPOOL_LIMIT)
-                self.front.refuse_body(self.ctx)
-                return
-            self._pending.append(data)
+            # head can go out (proxy-sendcl, force-proxy-request-1.0). LimitRequestBody,
+            # checked by the front before this, is the only bound.
+            try:
+                spool.add(self._pending, data)
+            except OSError as exc:
+                self._spool_failed(exc)
             return
         pieces = chunk_frames(data) if self._chunked_out else (data,)
         conn = self._backend
@@ -518,15 +591,93 @@ class HttpExchange:
         self._request_done = True
         if self._finished:
             return
+        if self._spooled is not None:
+            self._end_spooled()
+            return
         if self._chunked_out:
             tail = encode_trailers(trailers) if trailers else LAST_CHUNK
             self._send_to_backend(tail)
         switches = self.ctx.switches
         if switches is not None and switches.extra_crlf and self.ctx.has_body:
             self._send_to_backend(b"\r\n")
-        if self._spooled >= 0:
-            self._spooled = -1
-            self.start()
+
+    def _end_spooled(self) -> None:
+        """A spooled body is whole: the extra CRLF goes after it (in the file, if there is
+        one), and the exchange starts, with the length in the head."""
+        spool = self._spooled
+        assert spool is not None and spool.gathering
+        switches = self.ctx.switches
+        try:
+            if switches is not None and switches.extra_crlf:
+                spool.add(self._pending, b"\r\n")
+            spool.finish()
+        except OSError as exc:
+            self._spool_failed(exc)
+            return
+        self.start()
+
+    def _spool_failed(self, exc: OSError) -> None:
+        """The temporary file of a spooled body failed (disk full, ...): our failure, a 500;
+        the exchange closes the file (``client_gone``)."""
+        log.error("%s: the request body cannot be spooled to a temporary file: %s",
+                  self.ctx.path, exc)
+        self.front.refuse_body(self.ctx, 500)
+
+    def _send_spool_file(self, conn: HttpBackend, spool: _Spool) -> None:
+        """The head and the in-memory part of a spooled body went to ``conn``: the file
+        follows, as fast as the backend takes it. Until it has all gone, ``conn`` holds a
+        partial request and cannot serve another one."""
+        ctx = self.ctx
+        spool.close_backend = ctx.close_backend
+        ctx.close_backend = True
+        spool.task = conn.loop.create_task(self._stream_spool_file(conn, spool))
+
+    async def _stream_spool_file(self, conn: HttpBackend, spool: _Spool) -> None:
+        """Copy the file to ``conn`` a piece at a time, waiting whenever its write buffer is
+        full (its Flow, DESIGN rule 6), and yielding to the loop between pieces. Ends with
+        the exchange; the file is closed however it ends."""
+        ctx = self.ctx
+        flow = conn.flow
+        file = spool.file
+        assert file is not None and conn.transport is not None
+        try:
+            while True:
+                if flow.paused:
+                    try:
+                        await asyncio.wait_for(flow.drained(), ctx.plan.timeout)
+                    except ConnectionResetError:
+                        return   # the connection is gone: its connection_lost fails us
+                    except TimeoutError:
+                        self._spool_stalled(conn)
+                        return
+                else:
+                    await asyncio.sleep(0)
+                if self._backend is not conn or self._finished or conn.closed:
+                    return   # the exchange ended meanwhile (answered early, or failed)
+                try:
+                    piece = file.read(_SPOOL_READ)
+                except OSError as exc:
+                    self._spool_failed(exc)
+                    return
+                if not piece:
+                    break
+                conn.transport.write(piece)
+                ctx.bytes_to_backend += len(piece)
+                conn.touch(conn.loop.time())   # the body moving counts as backend activity
+            ctx.close_backend = spool.close_backend   # the request is whole on conn now
+        finally:
+            spool.close()
+
+    def _spool_stalled(self, conn: HttpBackend) -> None:
+        """The backend took none of a spooled body for its timeout."""
+        timeout = self.ctx.plan.timeout
+        if self._backend is conn and not self._finished:
+            self.backend_failed(UpstreamError(
+                UpstreamErrorKind.TIMEOUT, f"the backend took no request body for {timeout:g}s"))
+        elif conn.transport is not None:
+            # Answered already and given back (not reusable): do not wait for the rest of
+            # the body to drain before the connection closes.
+            conn.transport.abort()
 
     def _send_to_backend(self, data: bytes) -> None:
         conn = self._backend
@@ -548,6 +699,9 @@ class HttpExchange:
         if held and conn is not None and conn.transport is not None:
             conn.transport.writelines(held)
             self.ctx.bytes_to_backend += sum(map(len, held))
+            spool = self._spooled
+            if spool is not None and spool.file is not None:
+                self._send_spool_file(conn, spool)
         if self.ctx.resume_client_on_attach:
             self.ctx.resume_client_on_attach = False
             self.front.resume_reading()
@@ -620,6 +774,7 @@ class HttpExchange:
                 self._ping_timer = None
             self._held = None
             ctx.close_backend = True
+            self._close_spool()   # nor is the rest of a spooled body
         ctx.backend_status = head.status
         ctx.status = head.status
         ctx.response_keep_alive = head.keep_alive
@@ -848,15 +1003,21 @@ class HttpExchange:
                 # §6.4: a connect failure → E
                 balancer.mark_error(ctx.member_view, ctx.member_index)
                 if self._failover():
+                    self._close_spool()   # not handed on when the pipeline answered
                     return
             elif error.kind is UpstreamErrorKind.TIMEOUT:
                 balancer.after_response(ctx.member_view, ctx.member_index, None, True)
+        self._close_spool()
         if self._head_sent:
             log.warning("backend %s failed mid-response: %s", ctx.match.url, error)
             ctx.aborted = True
             self.front.abort_response(ctx)
             return
         self.front.upstream_error(ctx, error)
+
+    def _close_spool(self) -> None:
+        if self._spooled is not None:
+            self._spooled.close()
 
     def _account_end(self, error: bool) -> None:
         """The worker's shared counters for this request: exactly once per request."""
@@ -880,6 +1041,9 @@ class HttpExchange:
         log.info("%s: member failed, retrying on %s", ctx.balancer.name, ctx.match.url)
         successor = HttpExchange(ctx)
         successor._pending = self._pending
+        # A failover comes before any of the body went (_FAILOVER_KINDS): the spooled
+        # body, its file unread, goes to the next member whole.
+        successor._spooled, self._spooled = self._spooled, None
         successor._body_kept = self._body_kept
         successor._replayable = self._replayable
         successor._request_done = self._request_done
@@ -910,8 +1074,11 @@ class HttpExchange:
         if self._ping_timer is not None:
             self._ping_timer.cancel()
             self._ping_timer = None
-        if self._spooled >= 0:
-            return   # still gathering the body: nothing was started
+        spool = self._spooled
+        if spool is not None:
+            spool.close()
+            if spool.gathering:
+                return   # still gathering the body: nothing was started
         if self.waiting is not None:
             self.waiting.cancel()
             self.waiting = None
