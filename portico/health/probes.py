@@ -42,7 +42,7 @@ import httptools
 
 from portico.config.model import ServerConfig, TLSClientSettings, WorkerSpec
 from portico.upstream.connect import tls_context_for
-from portico.upstream.peercert import certificate_problem
+from portico.upstream.peercert import tls_problem
 
 log = logging.getLogger("portico.health")
 
@@ -220,15 +220,12 @@ class _BadCertificate(Exception):
 
 
 def _check_certificate(target: ProbeTarget, writer: asyncio.StreamWriter) -> None:
-    """Checks see the certificate as requests do: names and dates in every verify mode."""
+    """Checks see the certificate as requests do (upstream/peercert.py)."""
     tls = target.tls_settings
     if tls is None:
         return
-    ssl_object = writer.get_extra_info("ssl_object")
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    problem = certificate_problem(
-        der, target.server_hostname or target.host, check_name=tls.check_peer_name,
-        check_cn=tls.check_peer_cn, check_expire=tls.check_peer_expire, now=time.time())
+    problem = tls_problem(writer.get_extra_info("ssl_object"),
+                          target.server_hostname or target.host, tls, time.time())
     if problem is not None:
         raise _BadCertificate(problem)
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from portico.config.model import TLSClientSettings, WorkerSpec
 from portico.errors import UpstreamError, UpstreamErrorKind
-from portico.upstream.peercert import certificate_problem
+from portico.upstream.peercert import tls_problem
 
 log = logging.getLogger("portico.proxy")
 
@@ -183,13 +183,9 @@ class Connector:
     def _check_peer(self, transport: asyncio.BaseTransport, tls_name: str) -> None:
         """mod_ssl's own checks of the backend certificate (upstream/peercert.py); a
         failure closes the connection and is a TLS verification error."""
-        tls = self.tls
-        assert tls is not None
-        ssl_object = transport.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        problem = certificate_problem(
-            der, tls_name, check_name=tls.check_peer_name, check_cn=tls.check_peer_cn,
-            check_expire=tls.check_peer_expire, now=time.time())
+        assert self.tls is not None
+        problem = tls_problem(transport.get_extra_info("ssl_object"), tls_name, self.tls,
+                              time.time())
         if problem is not None:
             transport.abort()
             raise UpstreamError(UpstreamErrorKind.TLS_VERIFY,

@@ -17,6 +17,11 @@ makes the same checks httpd makes:
   checked unless SSLProxyCheckPeerCN is set Off (the older way to turn checks off). This is
   what httpd 2.4 does (checked against it), which its manual does not quite say.
 - dates: now must lie between notBefore and notAfter (SSLProxyCheckPeerExpire).
+- depth: when the chain is verified (SSLProxyVerify require or optional), it may hold at
+  most SSLProxyVerifyDepth CA certificates above the backend's own, trust anchor included:
+  httpd's default, 1, accepts a certificate issued by a trusted root directly, not one
+  issued through an intermediate (checked against httpd 2.4). OpenSSL's own depth setting
+  is not reachable from Python, so the chain OpenSSL verified is counted afterwards.
 
 The reader below walks only the parts of X.509 it needs; anything it cannot read fails the
 check (a certificate we cannot read is not one we accept).
@@ -24,11 +29,15 @@ check (a certificate we cannot read is not one we accept).
 
 from __future__ import annotations
 
-__all__ = ["PeerCertificate", "read_certificate", "certificate_problem"]
+__all__ = ["PeerCertificate", "certificate_problem", "chain_depth", "read_certificate",
+           "tls_problem"]
 
 import calendar
 import ipaddress
+import ssl
 from dataclasses import dataclass
+
+from portico.config.model import TLSClientSettings
 
 _SEQUENCE = 0x30
 _SET = 0x31
@@ -219,3 +228,34 @@ def certificate_problem(der: bytes | None, host: str, *, check_name: bool | None
     if by_cn and not any(cn.lower() == host for cn in cert.common_names):
         return f"the certificate's CN is not {host}"
     return None
+
+
+def chain_depth(ssl_object: ssl.SSLObject) -> int | None:
+    """How many CA certificates stand above the peer's in the chain OpenSSL verified (the
+    trust anchor included); None when that cannot be known."""
+    getter = getattr(ssl_object, "get_verified_chain", None)   # public from Python 3.13
+    if getter is None:
+        # The same method of the underlying _ssl object, there since Python 3.10.
+        getter = getattr(getattr(ssl_object, "_sslobj", None), "get_verified_chain", None)
+    if getter is None:
+        return None
+    chain = getter()
+    return len(chain) - 1 if chain else None
+
+
+def tls_problem(ssl_object: ssl.SSLObject | None, host: str, tls: TLSClientSettings,
+                now: float) -> str | None:
+    """Why a backend's TLS connection fails the checks mod_ssl makes after the handshake
+    (names, dates, and the chain's depth when it was verified), or None."""
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    problem = certificate_problem(der, host, check_name=tls.check_peer_name,
+                                  check_cn=tls.check_peer_cn,
+                                  check_expire=tls.check_peer_expire, now=now)
+    if problem is None and der is not None and tls.verify.lower() in ("require", "optional"):
+        depth = chain_depth(ssl_object)
+        if depth is not None and depth > tls.verify_depth:
+            problem = (f"the certificate chain has {depth} CA certificates, "
+                       f"SSLProxyVerifyDepth allows {tls.verify_depth}")
+    return problem

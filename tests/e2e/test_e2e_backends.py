@@ -7,6 +7,7 @@ import datetime
 import json
 import ssl
 
+import pytest
 import trustme
 
 from tests.e2e.rawhttp import RawConn
@@ -229,3 +230,38 @@ def test_the_chain_file_goes_with_the_client_certificate(proxy_factory, tls_ca, 
         without = proxy_factory(CLIENT_CERT_CONF, tls=url, machine=machine, chain="")
         assert get(without, "/tls/echo/unchained").status == 502   # httpd: 502 too
         assert [r.target for r in origin.requests] == ["/echo/chained"]
+
+
+# -- SSLProxyVerifyDepth: CA certificates above the backend's, the trust anchor included ----
+DEPTH_CONF = """
+SSLProxyEngine On
+SSLProxyVerify {{verify}}
+SSLProxyCACertificateFile {{ca}}
+{{depth}}
+ProxyPass /tls {{tls}}
+"""
+
+
+@pytest.mark.parametrize(("intermediates", "depth", "verify", "status"), [
+    (0, "", "require", 200),                         # the default depth, 1: root → leaf
+    (1, "", "require", TLS_FAILURE),                 # root → intermediate → leaf: 2
+    (1, "SSLProxyVerifyDepth 2", "require", 200),
+    (2, "SSLProxyVerifyDepth 2", "require", TLS_FAILURE),
+    (0, "SSLProxyVerifyDepth 0", "require", TLS_FAILURE),
+    (2, "", "none", 200),                            # no verification, no depth
+])
+def test_verify_depth_counts_the_ca_certificates_of_the_chain(
+        proxy_factory, tmp_path, intermediates, depth, verify, status):
+    # Checked against httpd 2.4, which gives these results (500 where portico gives 502).
+    root = trustme.CA()
+    issuer = root
+    for _ in range(intermediates):
+        issuer = issuer.create_child_ca()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    issuer.issue_cert("localhost").configure_cert(ctx)   # the leaf and its intermediates
+    ca = tmp_path / "root.pem"
+    root.cert_pem.write_to_path(str(ca))
+    with Origin(ssl_context=ctx) as origin:
+        p = proxy_factory(DEPTH_CONF, tls=f"https://localhost:{origin.port}", ca=ca,
+                          depth=depth, verify=verify)
+        assert get(p, "/tls/echo").status == status
