@@ -8,9 +8,11 @@ import time
 
 from e2e.rawhttp import RawConn
 
+from tests.support.lbconf import LB_MODULES
 from tests.support.proxy import Portico, free_port
 
-CONF = """
+# LB_MODULES: the LoadModule lines httpd needs for balancers (portico ignores them).
+CONF = LB_MODULES + """
 <Proxy balancer://wait>
     BalancerMember http://127.0.0.1:{{backend}} retry=1
     ProxySet timeout=4 forcerecovery=Off

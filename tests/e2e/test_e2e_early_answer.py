@@ -10,8 +10,10 @@ import socket
 import pytest
 
 from tests.e2e.rawhttp import RawConn, request_bytes
-from tests.support.proxy import Portico
+from tests.support.proxy import Portico, server_kind
 from tests.support.rawbackend import RawBackend
+
+HTTPD = server_kind() == "httpd"
 
 
 class _EarlyBackend(RawBackend):
@@ -43,6 +45,11 @@ def backend():
     b.close()
 
 
+@pytest.mark.skipif(
+    HTTPD, reason="httpd 2.4.71 reads the request body (up to 16 KiB, blocking) before it "
+    "contacts the backend and sends all of it before it reads the answer, so the early 403 "
+    "never reaches the client: it waits Timeout for the 15 missing bytes and gets 408 "
+    "(AH01095); portico relays the 403 at once (docs/compat.md)")
 @pytest.mark.parametrize("override", ["On", "Off"])
 def test_a_backend_that_answered_early_serves_no_other_request(tmp_path, backend, override):
     conf = f"ProxyErrorOverride {override}\nProxyPass / http://127.0.0.1:{backend.port}/\n"

@@ -8,6 +8,7 @@ import time
 
 from e2e.rawhttp import RawConn
 
+from tests.support.lbconf import LB_MODULES
 from tests.support.proxy import Portico
 from tests.support.rawbackend import RawBackend
 
@@ -41,7 +42,8 @@ class _Backend(RawBackend):
                      % (len(body), body))
 
 
-CONF = """
+# LB_MODULES: the LoadModule lines httpd needs for balancers (portico ignores them).
+CONF = LB_MODULES + """
 <Proxy balancer://pinged>
     BalancerMember http://127.0.0.1:{{silent}} ping=1
     BalancerMember http://127.0.0.1:{{good}} ping=1

@@ -16,10 +16,18 @@ import pytest
 
 from tests.e2e.rawhttp import RawConn, request_bytes
 from tests.support.origin import Origin, pattern, pattern_sha256
-from tests.support.proxy import Portico
+from tests.support.proxy import Portico, server_kind
 
-CONF = """
-ProxySplice {{splice}}
+HTTPD = server_kind() == "httpd"
+# ProxySplice is portico's own directive (docs/compat.md, Backends): httpd knows no such
+# directive and reads every body through its buckets, which is what Off does. So the reference
+# runs leave the line out and take the Off side only.
+SPLICE_MODES = ["Off"] if HTTPD else ["On", "Off"]
+portico_only = pytest.mark.skipif(
+    HTTPD, reason="ProxySplice is portico's own directive (docs/compat.md), and the test counts "
+    "the pipes and sockets the portico process holds in /proc")
+
+CONF = ("" if HTTPD else "ProxySplice {{splice}}\n") + """\
 ProxyTimeout 2
 LogFormat "%U %>s %B %O" sizes
 CustomLog {{access_log}} sizes
@@ -29,7 +37,7 @@ ProxyPass / {{o}}/
 MIB = 1 << 20
 
 
-@pytest.fixture(scope="module", params=["On", "Off"])
+@pytest.fixture(scope="module", params=SPLICE_MODES)
 def proxy(request, module_origin: Origin, module_proxy_factory) -> Portico:
     return module_proxy_factory(CONF, o=module_origin.url, splice=request.param)
 
@@ -143,6 +151,7 @@ def _wait_for(predicate, timeout: float = 5.0) -> bool:
     return predicate()
 
 
+@portico_only
 @pytest.mark.parametrize("splice", ["On", "Off"])
 def test_a_slow_client_is_fed_through_a_kernel_pipe_only_with_splice_on(
         splice, proxy_factory, morigin):
@@ -163,6 +172,7 @@ def test_a_slow_client_is_fed_through_a_kernel_pipe_only_with_splice_on(
     assert got == size and digest == pattern_sha256(size)
 
 
+@portico_only
 def test_a_client_leaving_mid_body_leaves_no_descriptor_behind(proxy_factory, morigin):
     proxy = proxy_factory(CONF, o=morigin.url, splice="On")
     with RawConn(proxy.port) as conn:
