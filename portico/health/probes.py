@@ -40,7 +40,7 @@ from typing import Any
 
 import httptools
 
-from portico.config.model import ServerConfig, TLSClientSettings, WorkerSpec
+from portico.config.model import ServerConfig, TLSClientSettings, VirtualHost, WorkerSpec
 from portico.upstream.connect import tls_context_for
 from portico.upstream.peercert import tls_problem
 
@@ -115,7 +115,7 @@ class ProbeTarget:
         tls = None
         tls_settings = None
         if spec.scheme in _TLS_SCHEMES:
-            tls_settings = config.main.settings.tls
+            tls_settings = _defining_host(spec, config).settings.tls
             tls = tls_context_for(tls_settings)
         expr, expr_error = _resolve_expr(p.hcexpr, config) if method != "TCP" else (None, None)
         if method == "TCP":
@@ -129,6 +129,17 @@ class ProbeTarget:
         return cls(spec.name, method, spec.host, port, request, f"{verb} {target}", timeout,
                    connect_timeout, tls, spec.host if tls else None, expr, expr_error,
                    read_body=verb == "GET", tls_settings=tls_settings)
+
+
+def _defining_host(spec: WorkerSpec, config: ServerConfig) -> VirtualHost:
+    """The server whose settings a member's checks use (its SSLProxy*, as in httpd): the
+    virtual host that defines the member's balancer, else the main server."""
+    name = spec.balancer
+    if name is not None and name not in config.main.balancers:
+        for host in config.vhosts:
+            if name in host.balancers:
+                return host
+    return config.main
 
 
 def _resolve_expr(name: str, config: ServerConfig) -> tuple[Any, str | None]:

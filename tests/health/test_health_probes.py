@@ -16,6 +16,7 @@ from portico.config.model import (
     WorkerParams,
     WorkerSpec,
 )
+from portico.health.checker import targets_for
 from portico.health.probes import ProbeTarget, check_path, probe
 from tests.conftest import tls_server_context
 from tests.health.backend import HealthBackends
@@ -194,3 +195,36 @@ async def test_a_tls_check_applies_the_certificate_name_check(
             assert result.reason == ("GET /echo/hc → TLS check failed: the certificate does "
                                      "not name localhost (wrong.example)")
             assert origin.requests == []
+
+
+async def test_a_members_checks_use_the_tls_settings_of_the_host_defining_its_balancer(
+        tls_ca, tls_ca_file, other_ca_file, tmp_path) -> None:
+    # The main server trusts another CA; the virtual host that defines the balancer trusts
+    # the member's. httpd checks a member with its defining server's SSLProxy* settings.
+    with Origin(ssl_context=tls_server_context(tls_ca, "localhost")) as origin:
+        conf = tmp_path / "main.conf"
+        conf.write_text(f"""
+Listen 80
+ServerName t
+SSLProxyEngine On
+SSLProxyVerify require
+SSLProxyCACertificateFile {other_ca_file}
+<Proxy balancer://mainpool>
+    BalancerMember https://localhost:{origin.port} hcmethod=GET hcuri=/echo/main
+</Proxy>
+<VirtualHost *:80>
+    ServerName v
+    SSLProxyEngine On
+    SSLProxyVerify require
+    SSLProxyCACertificateFile {tls_ca_file}
+    <Proxy balancer://vpool>
+        BalancerMember https://localhost:{origin.port} hcmethod=GET hcuri=/echo/vhost
+    </Proxy>
+    ProxyPass / balancer://vpool/
+</VirtualHost>
+""")
+        config = load_config(str(conf))
+        results = {spec.balancer: await probe(target) for spec, target in targets_for(config)}
+        assert results["balancer://vpool"].ok, results["balancer://vpool"].reason
+        assert not results["balancer://mainpool"].ok   # the main server's CA does not fit
+        assert [r.target for r in origin.requests] == ["/echo/vhost"]
