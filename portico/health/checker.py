@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from portico.config.model import ServerConfig, WorkerSpec
+from portico.config.model import ServerConfig, VirtualHost, WorkerSpec
 from portico.health.probes import ProbeResult, ProbeTarget, probe
 from portico.state.flags import Status
 from portico.state.scoreboard import Scoreboard, WorkerSlot
@@ -158,7 +158,7 @@ class HealthChecker:
                     result = await probe(member.target)
                 if not self._closed and self._members.get(member.key) is member:
                     self.checks += 1
-                    self.apply(member.spec, member.slot, result)
+                    self.apply(member.spec, member.slot, result, member.target.vhost)
         finally:
             member.task = None
             if not self._closed and self._members.get(member.key) is member:
@@ -208,8 +208,11 @@ class HealthChecker:
         self._members.clear()
 
     # -- the state machine ------------------------------------------------------------------
-    def apply(self, spec: WorkerSpec, slot: WorkerSlot, result: ProbeResult) -> None:
-        """Record ``result`` for member ``spec`` and step its hysteresis (§10.4)."""
+    def apply(self, spec: WorkerSpec, slot: WorkerSlot, result: ProbeResult,
+              vhost: VirtualHost | None = None) -> None:
+        """Record ``result`` for member ``spec`` and step its hysteresis (§10.4);
+        transitions are logged to ``vhost``'s error log when it has one (the host that
+        defines the member's balancer), as httpd does."""
         slot.record_health(result.ok, result.latency_ms, self._clock())
         passes, fails = spec.params.hcpasses, spec.params.hcfails
         if slot.status & _DOWN:
@@ -225,7 +228,7 @@ class HealthChecker:
                 slot.clear_flags(_DOWN)
                 log.warning("member %s of %s passed %d check%s: back in service (%s)",
                             spec.name, spec.balancer, count, "" if count == 1 else "s",
-                            result.reason)
+                            result.reason, extra={"vhost": vhost})
                 if spec.params.hcslowstart > 0:
                     self._begin_ramp(spec)
             return
@@ -239,7 +242,8 @@ class HealthChecker:
             slot.fcount = 0
             slot.set_flags(Status.HCFAIL)
             log.warning("member %s of %s failed %d check%s: %s", spec.name, spec.balancer,
-                        count, "" if count == 1 else "s", result.reason)
+                        count, "" if count == 1 else "s", result.reason,
+                        extra={"vhost": vhost})
 
 
 # -- running it in the (synchronous) master ---------------------------------------------------

@@ -101,6 +101,9 @@ class ProbeTarget:
     expr_error: str | None = None    # why the named hcexpr cannot be used (checks then fail)
     read_body: bool = field(default=False)
     tls_settings: TLSClientSettings | None = None   # for mod_ssl's own certificate checks
+    # The <VirtualHost> defining the member's balancer (its error log gets the member's
+    # transitions); None: the main server.
+    vhost: VirtualHost | None = None
 
     @classmethod
     def from_spec(cls, spec: WorkerSpec, config: ServerConfig) -> ProbeTarget:
@@ -114,21 +117,23 @@ class ProbeTarget:
         connect_timeout = min(timeout, p.connectiontimeout or io_timeout)
         tls = None
         tls_settings = None
+        host = _defining_host(spec, config)
+        vhost = None if host is config.main else host
         if spec.scheme in _TLS_SCHEMES:
-            tls_settings = _defining_host(spec, config).settings.tls
+            tls_settings = host.settings.tls
             tls = tls_context_for(tls_settings)
         expr, expr_error = _resolve_expr(p.hcexpr, config) if method != "TCP" else (None, None)
         if method == "TCP":
             return cls(spec.name, method, spec.host, port, b"", "TCP", timeout,
                        connect_timeout, tls, spec.host if tls else None,
-                       tls_settings=tls_settings)
+                       tls_settings=tls_settings, vhost=vhost)
         verb, version = HTTP_METHODS[method]
         target = "*" if verb == "OPTIONS" else check_path(spec.path, p.hcuri)
         host = f"[{spec.host}]" if ":" in spec.host else spec.host
         request = f"{verb} {target} HTTP/{version}\r\nHost: {host}:{port}\r\n\r\n".encode()
         return cls(spec.name, method, spec.host, port, request, f"{verb} {target}", timeout,
                    connect_timeout, tls, spec.host if tls else None, expr, expr_error,
-                   read_body=verb == "GET", tls_settings=tls_settings)
+                   read_body=verb == "GET", tls_settings=tls_settings, vhost=vhost)
 
 
 def _defining_host(spec: WorkerSpec, config: ServerConfig) -> VirtualHost:

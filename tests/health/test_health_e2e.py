@@ -65,6 +65,29 @@ def test_traffic_leaves_a_failing_member_and_returns(tmp_path: Path) -> None:
             assert len(be.probes("b")) >= 3
 
 
+VHOST_LB = """\
+LogLevel warn
+<VirtualHost *:{{port}}>
+    ServerName vh.test
+    ErrorLog {{tmp}}/vh-error.log
+    <Proxy balancer://vpool>
+        BalancerMember http://127.0.0.1:{{dead}} hcmethod=TCP hcinterval=1
+    </Proxy>
+    ProxyPass /app balancer://vpool
+</VirtualHost>
+"""
+
+
+def test_a_members_transitions_go_to_the_error_log_of_the_host_defining_it(
+        tmp_path: Path) -> None:
+    dead = free_port()
+    with Portico.start(VHOST_LB, tmp_path, dead=dead) as proxy:
+        proxy.wait_for_log("vh-error.log", f"member http://127.0.0.1:{dead} of "
+                           "balancer://vpool failed 1 check: TCP → connection refused",
+                           timeout=3)
+        assert "balancer://vpool failed" not in proxy.error_log
+
+
 def test_tcp_check_marks_a_closed_port(tmp_path: Path) -> None:
     with HealthBackends(["a"]) as be:
         dead = free_port()
