@@ -117,10 +117,10 @@ class ProbeTarget:
         connect_timeout = min(timeout, p.connectiontimeout or io_timeout)
         tls = None
         tls_settings = None
-        host = _defining_host(spec, config)
-        vhost = None if host is config.main else host
+        definer = _defining_host(spec, config)
+        vhost = None if definer is config.main else definer
         if spec.scheme in _TLS_SCHEMES:
-            tls_settings = host.settings.tls
+            tls_settings = definer.settings.tls
             tls = tls_context_for(tls_settings)
         expr, expr_error = _resolve_expr(p.hcexpr, config) if method != "TCP" else (None, None)
         if method == "TCP":

@@ -426,12 +426,7 @@ class Router:
         other rules must not see: one with ``%2F`` under AllowEncodedSlashes Off, which
         httpd refuses when it decodes the path, after its mapped rules had their turn.
         None when no mapped rule takes it (an exclusion included)."""
-        local = _location_rule(locations)
-        if local is not None and env is not None and self.interpolates:
-            local = local.with_env(env)
-        if not (self._mapped or (local is not None and local.mapping)):
-            return None
-        found = self._mapped_phase(target, local, env if self.interpolates else None)
+        _, found = self._mapped_first(target, locations, env if self.interpolates else None)
         return None if isinstance(found, _Next) else found
 
     def _route_with_env(self, target: ParsedTarget,
@@ -465,16 +460,25 @@ class Router:
                           env: Mapping[str, str] | None) -> Match | _Next | None:
         """Steps 1 and 2 of the order (module docstring); NO_MATCH: go on with the host's
         unmapped rules."""
+        local, found = self._mapped_first(target, locations, env)
+        if found is not _Next.NO_MATCH:
+            return found
+        if local is not None and not local.mapping:
+            return self._apply(local, target, target.path)
+        return _Next.NO_MATCH
+
+    def _mapped_first(self, target: ParsedTarget,
+                      locations: Sequence[tuple[LocationSpec, CompiledRoute | None]],
+                      env: Mapping[str, str] | None
+                      ) -> tuple[CompiledRoute | None, Match | _Next]:
+        """Step 1: the merged Location's rule (with ``env`` applied) and what the mapped
+        rules make of the request (NO_MATCH when none takes it)."""
         local = _location_rule(locations)
         if local is not None and env is not None:
             local = local.with_env(env)
         if self._mapped or (local is not None and local.mapping):
-            found = self._mapped_phase(target, local, env)
-            if found is not _Next.NO_MATCH:
-                return found
-        if local is not None and not local.mapping:
-            return self._apply(local, target, target.path)
-        return _Next.NO_MATCH
+            return local, self._mapped_phase(target, local, env)
+        return local, _Next.NO_MATCH
 
     def _mapped_phase(self, target: ParsedTarget, local: CompiledRoute | None,
                       env: Mapping[str, str] | None) -> Match | _Next:

@@ -72,7 +72,6 @@ _FRAMING_CHUNKED = ResponseFraming.CHUNKED
 # is still in the socket when the head has been parsed; other reads take what is there.
 _READ_BUFFER = bytearray(256 * 1024)
 _LARGE_READS = memoryview(_READ_BUFFER)
-_HEAD_READS = _LARGE_READS[:8192]
 
 
 class HttpBackend(asyncio.BufferedProtocol):
@@ -117,8 +116,7 @@ class HttpBackend(asyncio.BufferedProtocol):
         self.transport = transport  # type: ignore[assignment]
         self.splice_fd = splice_fd(transport)
         if self.splice_fd >= 0:
-            size = self._head_reads
-            self.head_view = _HEAD_READS if size == 8192 else _LARGE_READS[:size]
+            self.head_view = _LARGE_READS[:self._head_reads]
 
     def get_buffer(self, sizehint: int) -> memoryview:
         """The transport reads into this (see ``_READ_BUFFER``)."""
@@ -516,9 +514,7 @@ class HttpExchange:
             self._pending = []
             t.writelines([head, *pending])
             ctx.bytes_to_backend += sum(map(len, pending))
-            spool = self._spooled
-            if spool is not None and spool.file is not None:
-                self._send_spool_file(conn, spool)
+            self._send_spool_file(conn)
         ctx.bytes_to_backend += len(head)
         if ctx.resume_client_on_attach:
             ctx.resume_client_on_attach = False
@@ -623,10 +619,13 @@ class HttpExchange:
                   self.ctx.path, exc)
         self.front.refuse_body(self.ctx, 500)
 
-    def _send_spool_file(self, conn: HttpBackend, spool: _Spool) -> None:
-        """The head and the in-memory part of a spooled body went to ``conn``: the file
-        follows, as fast as the backend takes it. Until it has all gone, ``conn`` holds a
-        partial request and cannot serve another one."""
+    def _send_spool_file(self, conn: HttpBackend) -> None:
+        """The head and the in-memory part of the body went to ``conn``: a spooled body's
+        file follows, as fast as the backend takes it. Until it has all gone, ``conn``
+        holds a partial request and cannot serve another one."""
+        spool = self._spooled
+        if spool is None or spool.file is None:
+            return
         ctx = self.ctx
         spool.close_backend = ctx.close_backend
         ctx.close_backend = True
@@ -699,9 +698,7 @@ class HttpExchange:
         if held and conn is not None and conn.transport is not None:
             conn.transport.writelines(held)
             self.ctx.bytes_to_backend += sum(map(len, held))
-            spool = self._spooled
-            if spool is not None and spool.file is not None:
-                self._send_spool_file(conn, spool)
+            self._send_spool_file(conn)
         if self.ctx.resume_client_on_attach:
             self.ctx.resume_client_on_attach = False
             self.front.resume_reading()

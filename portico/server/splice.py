@@ -148,28 +148,25 @@ class SpliceRelay:
         if pipe is None:
             return   # cancelled while a readiness callback was queued
         r, w, _ = pipe
+        dry = False   # the backend's socket had nothing more this time
         while True:
-            if self._to_read and self._in_pipe <= self._prefix_left:
+            if self._to_read and not dry and self._in_pipe <= self._prefix_left:
                 # No body in the pipe: bring some in first, so that one send to the client
                 # carries it together with what is left of the prefix.
                 try:
                     n = os.splice(self._src, w, self._to_read, flags=_FLAGS)
                 except BlockingIOError:
-                    n = -1
+                    dry = True   # what the pipe holds (the prefix) goes out before the wait
                 except OSError as exc:
                     self._fail("backend", f"reading the body failed: {exc.strerror}")
                     return
-                if n == 0:
-                    self._fail("backend", "backend closed the connection before the body "
-                               f"was complete ({self._to_read} bytes missing)")
-                    return
-                if n > 0:
+                else:
+                    if n == 0:
+                        self._fail("backend", "backend closed the connection before the "
+                                   f"body was complete ({self._to_read} bytes missing)")
+                        return
                     self._to_read -= n
                     self._in_pipe += n
-                elif not self._in_pipe:
-                    self._wait(writing=False)
-                    return
-                # else the backend has nothing yet: the prefix goes out before the wait
             if self._in_pipe:
                 try:
                     n = os.splice(r, self._dst, self._in_pipe, flags=_FLAGS)
@@ -188,6 +185,8 @@ class SpliceRelay:
                 continue
             if not self._to_read:
                 break
+            self._wait(writing=False)
+            return
         moved = self.moved
         self._finish(empty=True)
         self._on_done(moved)
