@@ -507,7 +507,11 @@ class Master:
                 self._on_exit(self.procs.pop(pid), status)
 
     def _on_exit(self, proc: WorkerProc, status: int) -> None:
-        self._close_ready(proc)
+        if proc.ready_fd is not None:
+            # Its exit can be seen before what it wrote on its ready pipe ("R", or "E" and
+            # why it could not start): read that first, without waiting.
+            os.set_blocking(proc.ready_fd, False)
+            self._on_ready_pipe(proc)
         self._timers.cancel(("retire", proc.pid))
         how = describe_status(status)
         gen = self.current
