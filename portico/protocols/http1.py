@@ -470,7 +470,13 @@ def _fast_head(
     lines = block.count(b"\r\n") + 1 if block else 0
     # The only control bytes allowed are the CRLFs that end the lines (HTAB is no control).
     if (status is None or lines > max_fields or block.count(b": ") != lines
-            or len(head.translate(None, _HEAD_CONTROLS)) != len(head) - 2 * lines):
+            or len(head.translate(None, _HEAD_CONTROLS)) != len(head) - 2 * lines
+            # One ": " per line, not merely as many as lines: "A: b: c" followed by a line
+            # without a colon would otherwise split into "A: b" and "c: <that line>". With
+            # no control bytes left, ": " marked as \x01 and the CRLFs reduced to their LF
+            # must alternate.
+            or (lines and block.replace(b": ", b"\x01").translate(None, _NOT_SEPARATORS)
+                != _SEPARATOR_RUNS[lines])):
         return None
     items = block.replace(b"\r\n", b": ").split(b": ") if lines else []
     names = items[::2]
@@ -496,6 +502,20 @@ def _fast_head(
     return status[0], status_line[13:], status[1], headers, framing, key
 
 
+_NOT_SEPARATORS = bytes(c for c in range(256) if c not in (1, 10))
+
+
+class _SeparatorRuns(dict[int, bytes]):
+    """lines -> the separators of that many well-formed field lines (see _fast_head)."""
+
+    def __missing__(self, lines: int) -> bytes:
+        run = b"\x01\n" * (lines - 1) + b"\x01"
+        if lines <= 256:
+            self[lines] = run
+        return run
+
+
+_SEPARATOR_RUNS = _SeparatorRuns()
 _HEAD_SHAPES: dict[bytes, tuple[tuple[int, int], ...]] = {}
 _MAX_HEAD_SHAPES = 256   # distinct name sequences remembered (backends use few)
 _TOKEN_OR_LF = TOKEN_CHARS + b"\n"

@@ -83,13 +83,16 @@ def test_fast_and_careful_paths_agree(status, version, fields, framing, connecti
     b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
     b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nX: a\x01b\r\nContent-Length: 0\r\n\r\n",
+    # as many ": " as lines, but two in one line and none in the next
+    b"HTTP/1.1 200 OK\r\nA: b: c\r\nDd\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nDd\r\nA: b: c\r\nContent-Length: 0\r\n\r\n",
 ])
 def test_edge_cases_agree(data):
     fast, slow = both(data)
     assert fast == slow
 
 
-SEPARATOR = st.sampled_from([": ", ":", ":  ", ": \t", "\t: ", " : "])
+SEPARATOR = st.sampled_from([": ", ":", ":  ", ": \t", "\t: ", " : ", " ", ""])
 ODD_VALUE = st.text("ab: \t,;=\x80", max_size=12)
 ODD_NAME = st.sampled_from(["X", "Content-Length", "content-length", "X-Content-Length",
                             "Connection", "CONNECTION", "Transfer-Encoding", "Host", ""])
@@ -140,3 +143,12 @@ def test_an_empty_field_name_is_refused_after_a_head_without_fields():
     """No fields and one field with an empty name join to the same (empty) key."""
     assert parse(b"HTTP/1.1 200 OK\r\n\r\n")[0].status == 200
     assert parse(b"HTTP/1.1 200 OK\r\n: \r\n\r\n") == ("error", 502)
+
+
+def test_a_value_with_a_colon_keeps_it_beside_a_line_without_one():
+    """The fast path once split "A: b: c" + "Dd" into "A: b" and "c: Dd"; the careful parser
+    refuses the line without a colon (ProxyBadHeader IsError)."""
+    data = b"HTTP/1.1 200 OK\r\nA: b: c\r\nDd\r\nContent-Length: 0\r\n\r\n"
+    assert parse(data) == ("error", 502)
+    ok = parse(b"HTTP/1.1 200 OK\r\nA: b: c\r\nContent-Length: 0\r\n\r\n")
+    assert ok[0].headers == [(b"A", b"b: c"), (b"Content-Length", b"0")]
