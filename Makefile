@@ -12,7 +12,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench clean
 
-$(STAMP): pyproject.toml
+# setup.py and the C file: the optional accelerator is rebuilt when either changes.
+$(STAMP): pyproject.toml setup.py portico/protocols/_speedups.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import portico.protocols.http1 as http1
 from portico.errors import RemoteProtocolError
 from portico.protocols.events import EndOfMessage
 from portico.protocols.http1 import ResponseParser
+
+try:
+    from portico.protocols._speedups import response_head as compiled_fast_head
+except ImportError:
+    compiled_fast_head = None
+
+# Each test runs with each fast path in place: the compiled one and the pure-Python one.
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def fast_path(request, monkeypatch):
+    if request.param == "compiled":
+        if compiled_fast_head is None:
+            if os.environ.get("CI"):
+                pytest.fail("portico.protocols._speedups was not built (needs a C compiler "
+                            "and the Python headers: apt-get install python3-dev)")
+            pytest.skip("portico.protocols._speedups is not built here")
+        monkeypatch.setattr(http1, "_fast_head", compiled_fast_head)
+    else:
+        monkeypatch.setattr(http1, "_fast_head", http1._python_fast_head)
+    return request.param
+
 
 TOKEN = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!#$%&'*+^`|~",
                 min_size=1, max_size=20)
@@ -37,7 +61,8 @@ def both(data: bytes, method: bytes = b"GET"):
     return fast, slow
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     status=st.sampled_from([200, 201, 204, 301, 304, 404, 500, 503]),
     version=st.sampled_from([b"1.0", b"1.1"]),
@@ -98,7 +123,8 @@ ODD_NAME = st.sampled_from(["X", "Content-Length", "content-length", "X-Content-
                             "Connection", "CONNECTION", "Transfer-Encoding", "Host", ""])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     status=st.sampled_from([b"200", b"204", b"099", b"199", b"999", b"2000", b"20"]),
     reason=st.sampled_from([b" OK", b"", b" ", b"\tOK", b" a: b"]),
@@ -125,14 +151,15 @@ def test_a_read_that_is_all_body_is_passed_through_uncopied():
     assert events[1:] == [EndOfMessage()] and parser.idle
 
 
-def test_head_shapes_are_remembered_within_a_bound():
-    """The per-name-sequence table stays bounded, and a remembered shape still gives each
-    response its own framing values."""
+def test_head_shapes_are_remembered_within_a_bound(fast_path):
+    """The per-name-sequence table (of the Python path) stays bounded, and a remembered
+    shape still gives each response its own framing values."""
     for n in range(http1._MAX_HEAD_SHAPES + 50):
         events = parse(b"HTTP/1.1 200 OK\r\nX-N%d: v\r\nContent-Length: %d\r\n\r\n%s"
                        % (n, n % 7, b"x" * (n % 7)))
         assert events[0].content_length == n % 7
-        assert len(http1._HEAD_SHAPES) <= http1._MAX_HEAD_SHAPES
+        if fast_path == "python":
+            assert 0 < len(http1._HEAD_SHAPES) <= http1._MAX_HEAD_SHAPES
     # the same names again, other values: the shape is reused, the values are this response's
     again = parse(b"HTTP/1.1 200 OK\r\nX-N3: w\r\nContent-Length: 2\r\n\r\nab")
     assert again[0].headers == [(b"X-N3", b"w"), (b"Content-Length", b"2")]
@@ -152,3 +179,39 @@ def test_a_value_with_a_colon_keeps_it_beside_a_line_without_one():
     assert parse(data) == ("error", 502)
     ok = parse(b"HTTP/1.1 200 OK\r\nA: b: c\r\nContent-Length: 0\r\n\r\n")
     assert ok[0].headers == [(b"A", b"b: c"), (b"Content-Length", b"0")]
+
+
+HEAD_BYTES = st.lists(st.sampled_from(
+    [b"\r\n", b"\r", b"\n", b":", b": ", b" ", b"\t", b"\x00", b"\x7f", b"\x80", b"a", b"Z",
+     b"-", b"_", b"Content-Length", b"connection", b"TRANSFER-ENCODING", b"chunked", b"0",
+     b"5", b"close", b"(", b"@"]), max_size=30).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=st.sampled_from([b"HTTP/1.1 200 OK", b"HTTP/1.0 304", b"HTTP/1.1 299 ",
+                              b"HTTP/1.1 200\tOK", b"HTTP/1.1 1000 OK"]),
+       middle=HEAD_BYTES, before=st.binary(max_size=3))
+def test_any_bytes_in_a_head_agree(start, middle, before):
+    """Arbitrary field bytes, and a head that does not start at the buffer's start."""
+    data = start + b"\r\n" + middle + b"\r\n\r\nhello"
+    fast, slow = both(data)
+    assert fast == slow
+    # where the head starts inside a larger buffer (bytes left from the last response)
+    parser = ResponseParser()
+    parser.start(b"GET")
+    end = data.index(b"\r\n\r\n") + 4
+    assert (http1._fast_head(before + data, len(before), len(before) + end, 100)
+            == http1._fast_head(data, 0, end, 100))
+
+
+def test_bounds_and_bytes_like_objects(fast_path):
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+    expected = http1._fast_head(head, 0, len(head), 100)
+    assert expected is not None and expected[4] == [(0, b"2")]
+    if fast_path == "compiled":   # the Python path is only ever given bytes
+        for kind in (bytearray, memoryview):
+            assert http1._fast_head(kind(head), 0, len(head), 100) == expected
+    # an end past the buffer or a head too short is refused, never read
+    assert http1._fast_head(head, 0, len(head) + 10, 100) is None
+    assert http1._fast_head(head, len(head) - 4, len(head), 100) is None

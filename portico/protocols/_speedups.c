@@ -1,0 +1,244 @@
+/* Compiled fast paths of portico's HTTP/1 codec. Optional: http1.py falls back to its own
+   Python when this is not built (setup.py) or PORTICO_PURE_PYTHON is set.
+
+   Why. A response head goes through about twenty bytes operations in the pure-Python fast
+   path (portico/protocols/http1.py, _fast_head), each allocating; at tens of thousands of
+   responses a second that was the largest single Python cost on the request path. This
+   walks the head once.
+
+   Contract. response_head() accepts exactly the common heads the careful parser in
+   http1.py would accept, and returns what that parser returns for them; anything else
+   (interim statuses, odd versions, bare LF or CR, obs-fold, control bytes, a line without
+   a colon or with whitespace before it, more fields than allowed) gives None and the
+   careful parser decides or words the error. tests/protocols/test_protocols_fast_head.py
+   checks both paths against the careful parser. It reads only inside the buffer it is
+   given and never trusts a length it has not checked. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+static PyObject *version_10;   /* b"1.0" */
+static PyObject *version_11;   /* b"1.1" */
+static PyObject *empty_bytes;  /* b"" */
+static PyObject *kinds[3];     /* 0 content-length, 1 transfer-encoding, 2 connection */
+
+/* RFC 9110 tchar */
+static unsigned char is_tchar[256];
+/* bytes a field value or reason phrase may hold: HTAB, SP to ~, obs-text */
+static unsigned char is_text[256];
+
+static void
+init_tables(void)
+{
+    const char *extra = "!#$%&'*+-.^_`|~";
+    for (int c = 0; c < 256; c++) {
+        is_tchar[c] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z')
+                      || (c >= 'A' && c <= 'Z') || (c != 0 && strchr(extra, c) != NULL);
+        is_text[c] = c == '\t' || (c >= 0x20 && c != 0x7f);
+    }
+}
+
+/* Which framing field a name is (case-insensitive), or -1. The name holds tchars only,
+   and among those "| 0x20" maps exactly the two cases of a letter to the lower one and no
+   other byte onto a lowercase letter or "-": a plain compare after it is exact. */
+static int
+framing_kind(const unsigned char *name, Py_ssize_t len)
+{
+    static const struct { const char *lower; Py_ssize_t len; int kind; } fields[] = {
+        {"content-length", 14, 0}, {"transfer-encoding", 17, 1}, {"connection", 10, 2},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        if (fields[i].len != len)
+            continue;
+        Py_ssize_t j = 0;
+        while (j < len && (name[j] | 0x20) == (unsigned char)fields[i].lower[j])
+            j++;
+        if (j == len)
+            return fields[i].kind;
+    }
+    return -1;
+}
+
+static const unsigned char *
+find_cr(const unsigned char *p, const unsigned char *stop)
+{
+    const unsigned char *cr = memchr(p, '\r', (size_t)(stop - p));
+    return cr != NULL ? cr : stop;
+}
+
+/* response_head(data, pos, end, max_fields) -> (status, reason, version, headers, framing,
+   names_key) | None, for the head in data[pos:end], blank line included (see above). */
+static PyObject *
+response_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "response_head(data, pos, end, max_fields)");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t end = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t max_fields = PyLong_AsSsize_t(args[3]);
+    if ((pos == -1 || end == -1 || max_fields == -1) && PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+
+    PyObject *result = NULL, *headers = NULL, *framing = NULL, *reason = NULL, *key = NULL;
+    const unsigned char *data = view.buf;
+    if (pos < 0 || end > view.len || end - pos < 4 + 12
+            || memcmp(data + end - 4, "\r\n\r\n", 4) != 0)
+        goto none;
+    const unsigned char *p = data + pos;
+    const unsigned char *stop = data + end - 4;   /* the head, without the blank line */
+
+    /* "HTTP/1.x NNN" with NNN from 200 to 999, then nothing or " " and the reason */
+    const unsigned char *line_end = find_cr(p, stop);
+    Py_ssize_t line_len = line_end - p;
+    if (line_len < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1')
+            || p[8] != ' ' || p[9] < '2' || p[9] > '9' || p[10] < '0' || p[10] > '9'
+            || p[11] < '0' || p[11] > '9' || (line_len > 12 && p[12] != ' '))
+        goto none;
+    long status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    PyObject *version = p[7] == '1' ? version_11 : version_10;
+    const unsigned char *r = p + (line_len > 13 ? 13 : line_len), *r_end = line_end;
+    for (const unsigned char *c = r; c < r_end; c++)
+        if (!is_text[*c])
+            goto none;
+    if (line_end < stop && line_end[1] != '\n')
+        goto none;   /* a bare CR (line_end < stop, so line_end[1] is inside the buffer) */
+
+    headers = PyList_New(0);
+    framing = PyList_New(0);
+    if (headers == NULL || framing == NULL)
+        goto error;
+    Py_ssize_t fields = 0, key_len = 0;
+    const unsigned char *q = line_end < stop ? line_end + 2 : stop;
+    while (q < stop) {
+        line_end = find_cr(q, stop);
+        if (line_end < stop && line_end[1] != '\n')
+            goto none;
+        if (++fields > max_fields)
+            goto none;
+        const unsigned char *colon = q;
+        while (colon < line_end && is_tchar[*colon])
+            colon++;
+        if (colon == q || colon == line_end || *colon != ':')
+            goto none;   /* no name, no colon, or something else before the colon */
+        const unsigned char *v = colon + 1, *v_end = line_end;
+        for (const unsigned char *c = v; c < v_end; c++)
+            if (!is_text[*c])
+                goto none;
+        while (v < v_end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t'))
+            v_end--;
+        PyObject *field = PyTuple_New(2);
+        if (field == NULL)
+            goto error;
+        PyObject *name = PyBytes_FromStringAndSize((const char *)q, colon - q);
+        PyObject *value = PyBytes_FromStringAndSize((const char *)v, v_end - v);
+        if (name == NULL || value == NULL) {
+            Py_XDECREF(name);
+            Py_XDECREF(value);
+            Py_DECREF(field);
+            goto error;
+        }
+        PyTuple_SET_ITEM(field, 0, name);
+        PyTuple_SET_ITEM(field, 1, value);
+        int failed = PyList_Append(headers, field);
+        Py_DECREF(field);
+        if (failed)
+            goto error;
+        key_len += (colon - q) + 1;
+        int kind = framing_kind(q, colon - q);
+        if (kind >= 0) {
+            PyObject *item = PyTuple_Pack(2, kinds[kind], value);
+            if (item == NULL)
+                goto error;
+            failed = PyList_Append(framing, item);
+            Py_DECREF(item);
+            if (failed)
+                goto error;
+        }
+        q = line_end + 2;
+    }
+
+    /* the names joined with "\n": what the head builder looks its per-name decisions up by */
+    if (fields == 0) {
+        key = Py_NewRef(empty_bytes);
+    }
+    else {
+        key = PyBytes_FromStringAndSize(NULL, key_len - 1);
+        if (key == NULL)
+            goto error;
+        char *out = PyBytes_AS_STRING(key);
+        for (Py_ssize_t i = 0; i < fields; i++) {
+            PyObject *name = PyTuple_GET_ITEM(PyList_GET_ITEM(headers, i), 0);
+            if (i)
+                *out++ = '\n';
+            memcpy(out, PyBytes_AS_STRING(name), PyBytes_GET_SIZE(name));
+            out += PyBytes_GET_SIZE(name);
+        }
+    }
+    reason = r < r_end ? PyBytes_FromStringAndSize((const char *)r, r_end - r)
+                          : Py_NewRef(empty_bytes);
+    if (reason == NULL || (result = PyTuple_New(6)) == NULL) {
+        Py_XDECREF(reason);
+        goto error;
+    }
+    PyTuple_SET_ITEM(result, 0, PyLong_FromLong(status));
+    PyTuple_SET_ITEM(result, 1, reason);
+    PyTuple_SET_ITEM(result, 2, Py_NewRef(version));
+    PyTuple_SET_ITEM(result, 3, headers);
+    PyTuple_SET_ITEM(result, 4, framing);
+    PyTuple_SET_ITEM(result, 5, key);
+    if (PyTuple_GET_ITEM(result, 0) == NULL) {
+        Py_DECREF(result);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    PyBuffer_Release(&view);
+    return result;
+
+none:
+    Py_XDECREF(headers);
+    Py_XDECREF(framing);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+
+error:
+    Py_XDECREF(headers);
+    Py_XDECREF(framing);
+    Py_XDECREF(key);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"response_head", (PyCFunction)(void (*)(void))response_head, METH_FASTCALL,
+     "response_head(data, pos, end, max_fields): the common response head in data[pos:end] "
+     "as (status, reason, version, headers, framing, names_key), or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "portico.protocols._speedups",
+    "Compiled fast paths of the HTTP/1 codec.", -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    init_tables();
+    version_10 = PyBytes_FromStringAndSize("1.0", 3);
+    version_11 = PyBytes_FromStringAndSize("1.1", 3);
+    empty_bytes = PyBytes_FromStringAndSize("", 0);
+    for (int i = 0; i < 3; i++)
+        kinds[i] = PyLong_FromLong(i);
+    if (version_10 == NULL || version_11 == NULL || empty_bytes == NULL
+            || kinds[0] == NULL || kinds[1] == NULL || kinds[2] == NULL)
+        return NULL;
+    return PyModule_Create(&module_def);
+}
