@@ -216,10 +216,229 @@ error:
     return NULL;
 }
 
+/* The methods the request fast path takes (any other goes to llhttp): the same bytes objects
+   every time, so later comparisons with them are cheap. */
+static const char *const method_names[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS",
+                                           "PATCH"};
+#define METHOD_COUNT (sizeof method_names / sizeof method_names[0])
+static PyObject *methods_bytes[METHOD_COUNT];
+
+static int
+lower_equals(const unsigned char *p, Py_ssize_t len, const char *lower)
+{
+    Py_ssize_t n = (Py_ssize_t)strlen(lower);
+    if (n != len)
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if ((p[i] | 0x20) != (unsigned char)lower[i])
+            return 0;
+    return 1;
+}
+
+/* What a request field means to the fast path. */
+enum { FIELD_PLAIN, FIELD_HOST, FIELD_CONNECTION, FIELD_RARE };
+
+static int
+request_field_kind(const unsigned char *name, Py_ssize_t len)
+{
+    switch (len) {
+    case 4:
+        return lower_equals(name, len, "host") ? FIELD_HOST : FIELD_PLAIN;
+    case 10:
+        return lower_equals(name, len, "connection") ? FIELD_CONNECTION : FIELD_PLAIN;
+    case 6:
+        return lower_equals(name, len, "expect") ? FIELD_RARE : FIELD_PLAIN;
+    case 7:
+        return lower_equals(name, len, "upgrade") ? FIELD_RARE : FIELD_PLAIN;
+    case 14:
+        return lower_equals(name, len, "content-length") ? FIELD_RARE : FIELD_PLAIN;
+    case 16:   /* llhttp reads it like Connection */
+        return lower_equals(name, len, "proxy-connection") ? FIELD_RARE : FIELD_PLAIN;
+    case 17:
+        return lower_equals(name, len, "transfer-encoding") ? FIELD_RARE : FIELD_PLAIN;
+    default:
+        return FIELD_PLAIN;
+    }
+}
+
+/* request_head(data, pos, max_line, max_field_size, max_fields) -> (end, method, target,
+   version, headers, host, keep_alive) | None.
+
+   The common request: a known method without a body (no Content-Length or
+   Transfer-Encoding), an origin-form target, HTTP/1.1 with one Host or HTTP/1.0 with at
+   most one, no Expect, Upgrade or Proxy-Connection, at most one Connection that says just
+   "close" or "keep-alive", CRLF line ends, every limit kept. The bytes allowed in the
+   target, names and values are the ones llhttp allows. Anything else, or a head not
+   complete in data[pos:], gives None, and llhttp parses it (and words any error);
+   tests/protocols/test_protocols_fast_request.py checks both give the same events. */
+static PyObject *
+request_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "request_head(data, pos, max_line, max_field_size, max_fields)");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    Py_ssize_t max_line = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t max_field_size = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t max_fields = PyLong_AsSsize_t(args[4]);
+    if ((pos == -1 || max_line == -1 || max_field_size == -1 || max_fields == -1)
+            && PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *headers = NULL, *host = NULL, *result = NULL;
+    const unsigned char *data = view.buf;
+    if (pos < 0 || pos >= view.len)
+        goto none;
+    const unsigned char *p = data + pos, *stop = data + view.len;
+
+    /* the request line: METHOD SP /target SP HTTP/1.x CRLF */
+    const unsigned char *sp = memchr(p, ' ', (size_t)(stop - p) < 8 ? (size_t)(stop - p) : 8);
+    if (sp == NULL)
+        goto none;
+    PyObject *method = NULL;
+    for (size_t i = 0; i < METHOD_COUNT; i++) {
+        if ((size_t)(sp - p) == strlen(method_names[i])
+                && memcmp(p, method_names[i], (size_t)(sp - p)) == 0) {
+            method = methods_bytes[i];
+            break;
+        }
+    }
+    if (method == NULL)
+        goto none;
+    const unsigned char *target = sp + 1, *t = target;
+    if (t >= stop || *t != '/')
+        goto none;
+    while (t < stop && *t >= 0x21 && *t <= 0x7e)
+        t++;
+    /* " HTTP/1.x\r\n" */
+    if (stop - t < 11 || memcmp(t, " HTTP/1.", 8) != 0 || (t[8] != '0' && t[8] != '1')
+            || t[9] != '\r' || t[10] != '\n')
+        goto none;
+    int http11 = t[8] == '1';
+    Py_ssize_t target_len = t - target;
+    if (target_len + (sp - p) + 10 > max_line)
+        goto none;   /* llhttp's path answers 414 */
+    const unsigned char *q = t + 11;
+
+    headers = PyList_New(0);
+    if (headers == NULL)
+        goto error;
+    Py_ssize_t fields = 0, hosts = 0, connections = 0;
+    int keep_alive = http11;
+    for (;;) {
+        const unsigned char *line_end = memchr(q, '\r', (size_t)(stop - q));
+        if (line_end == NULL || line_end + 1 >= stop || line_end[1] != '\n')
+            goto none;   /* incomplete, or a bare CR */
+        if (line_end == q)
+            break;   /* the blank line */
+        if (++fields > max_fields)
+            goto none;
+        const unsigned char *colon = q;
+        while (colon < line_end && is_tchar[*colon])
+            colon++;
+        if (colon == q || colon == line_end || *colon != ':')
+            goto none;
+        const unsigned char *v = colon + 1, *v_end = line_end;
+        for (const unsigned char *c = v; c < v_end; c++)
+            if (!is_text[*c])
+                goto none;
+        while (v < v_end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t'))
+            v_end--;
+        if ((colon - q) + (v_end - v) + 2 > max_field_size)
+            goto none;   /* llhttp's path answers 431 */
+        int kind = request_field_kind(q, colon - q);
+        if (kind == FIELD_RARE)
+            goto none;
+        if (kind == FIELD_CONNECTION) {
+            if (++connections > 1)
+                goto none;
+            if (lower_equals(v, v_end - v, "close"))
+                keep_alive = 0;
+            else if (lower_equals(v, v_end - v, "keep-alive"))
+                keep_alive = 1;
+            else
+                goto none;
+        }
+        PyObject *field = PyTuple_New(2);
+        if (field == NULL)
+            goto error;
+        PyObject *name = PyBytes_FromStringAndSize((const char *)q, colon - q);
+        PyObject *value = PyBytes_FromStringAndSize((const char *)v, v_end - v);
+        if (name == NULL || value == NULL) {
+            Py_XDECREF(name);
+            Py_XDECREF(value);
+            Py_DECREF(field);
+            goto error;
+        }
+        PyTuple_SET_ITEM(field, 0, name);
+        PyTuple_SET_ITEM(field, 1, value);
+        if (kind == FIELD_HOST) {
+            if (++hosts > 1)
+                goto none_field;
+            host = Py_NewRef(value);
+        }
+        int failed = PyList_Append(headers, field);
+        Py_DECREF(field);
+        if (failed)
+            goto error;
+        q = line_end + 2;
+        continue;
+none_field:
+        Py_DECREF(field);
+        goto none;
+    }
+    if (http11 ? hosts != 1 : hosts > 1)
+        goto none;   /* the careful path words the error */
+    PyObject *target_bytes = PyBytes_FromStringAndSize((const char *)target, target_len);
+    if (target_bytes == NULL)
+        goto error;
+    result = PyTuple_New(7);
+    if (result == NULL) {
+        Py_DECREF(target_bytes);
+        goto error;
+    }
+    PyObject *end = PyLong_FromSsize_t(q + 2 - data);
+    PyTuple_SET_ITEM(result, 0, end);
+    PyTuple_SET_ITEM(result, 1, Py_NewRef(method));
+    PyTuple_SET_ITEM(result, 2, target_bytes);
+    PyTuple_SET_ITEM(result, 3, Py_NewRef(http11 ? version_11 : version_10));
+    PyTuple_SET_ITEM(result, 4, headers);
+    PyTuple_SET_ITEM(result, 5, host != NULL ? host : Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(result, 6, PyBool_FromLong(keep_alive));
+    PyBuffer_Release(&view);
+    if (end == NULL) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+
+none:
+    Py_XDECREF(headers);
+    Py_XDECREF(host);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+
+error:
+    Py_XDECREF(headers);
+    Py_XDECREF(host);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"response_head", (PyCFunction)(void (*)(void))response_head, METH_FASTCALL,
      "response_head(data, pos, end, max_fields): the common response head in data[pos:end] "
      "as (status, reason, version, headers, framing, names_key), or None."},
+    {"request_head", (PyCFunction)(void (*)(void))request_head, METH_FASTCALL,
+     "request_head(data, pos, max_line, max_field_size, max_fields): the common bodiless "
+     "request head at data[pos:] as (end, method, target, version, headers, host, "
+     "keep_alive), or None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -237,6 +456,11 @@ PyInit__speedups(void)
     empty_bytes = PyBytes_FromStringAndSize("", 0);
     for (int i = 0; i < 3; i++)
         kinds[i] = PyLong_FromLong(i);
+    for (size_t i = 0; i < METHOD_COUNT; i++) {
+        methods_bytes[i] = PyBytes_FromString(method_names[i]);
+        if (methods_bytes[i] == NULL)
+            return NULL;
+    }
     if (version_10 == NULL || version_11 == NULL || empty_bytes == NULL
             || kinds[0] == NULL || kinds[1] == NULL || kinds[2] == NULL)
         return NULL;

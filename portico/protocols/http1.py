@@ -50,6 +50,7 @@ __all__ = [
 
 import operator
 import os
+from collections.abc import Callable
 from typing import NoReturn
 
 import httptools
@@ -129,9 +130,9 @@ class RequestParser:
 
     __slots__ = (
         "_body_bytes", "_chunked", "_closed", "_content_length", "_error", "_events",
-        "_expect", "_head_bytes", "_headers", "_host", "_host_count", "_in_head", "_keep_alive",
-        "_max_body", "_max_field_size", "_max_fields", "_max_head", "_max_line", "_parser",
-        "_long_fields", "_rare", "_started", "_target", "_te_count", "_trailers",
+        "_expect", "_fresh", "_head_bytes", "_headers", "_host", "_host_count", "_in_head",
+        "_keep_alive", "_max_body", "_max_field_size", "_max_fields", "_max_head", "_max_line",
+        "_parser", "_long_fields", "_rare", "_started", "_target", "_te_count", "_trailers",
         "_transfer_encoding", "_unparsed", "_upgrade", "_upgraded", "_completed",
     )
 
@@ -151,6 +152,7 @@ class RequestParser:
         self._upgraded = False
         self._unparsed = b""
         self._in_head = False
+        self._fresh = True   # llhttp stands between messages, having read nothing of the next
         self._started = False
         self._head_bytes = 0
         self._long_fields = True
@@ -187,6 +189,26 @@ class RequestParser:
         if self._error is not None:
             raise self._error
         events: list[Event] = []
+        if self._fresh and _fast_request is not None:
+            # Whole common requests are taken without llhttp while it stands between
+            # messages (protocols/_speedups.c says which); it gets the rest.
+            pos = 0
+            while True:
+                fast = _fast_request(data, pos, self._max_line, self._max_field_size,
+                                     self._max_fields)
+                if fast is None:
+                    break
+                pos, method, target, version, headers, host, keep_alive = fast
+                head = RequestHead(method, target, version, headers, keep_alive)
+                head.host = host
+                events += (head, EndOfMessage())
+                if not keep_alive:
+                    self._closed = True   # what follows is ignored, as after llhttp's close
+                    return events
+                if pos == len(data):
+                    return events
+            if pos:
+                data = data[pos:]
         self._events = events
         self._started = False
         # A field completed in this feed spans at most the head bytes seen so far plus this
@@ -250,9 +272,10 @@ class RequestParser:
 
     # -- httptools callbacks
 
-    # No on_message_begin: one callback fewer per request. A message's state is reset when
-    # the previous one completes (and in __init__), and its head starts with the first piece
-    # of its target.
+    def on_message_begin(self) -> None:
+        # llhttp holds part of a message from here on: the compiled fast path, which parses
+        # only from a message's first byte, must wait until the message is complete.
+        self._fresh = False
 
     def on_url(self, piece: bytes) -> None:
         if self._target:
@@ -368,6 +391,7 @@ class RequestParser:
         self._events.append(Data(body))
 
     def on_message_complete(self) -> None:
+        self._fresh = True
         self._events.append(EndOfMessage(self._trailers))
         if not self._keep_alive:
             self._closed = True
@@ -504,9 +528,11 @@ def _fast_head(
 
 
 _python_fast_head = _fast_head
+_fast_request: Callable[..., tuple | None] | None = None   # no Python twin: llhttp does it
 if not os.environ.get("PORTICO_PURE_PYTHON"):
     try:
         # The same contract in C, about six times faster (protocols/_speedups.c).
+        from portico.protocols._speedups import request_head as _fast_request
         from portico.protocols._speedups import response_head as _fast_head
     except ImportError:   # not compiled here (setup.py makes it optional)
         pass
