@@ -8,10 +8,23 @@ from __future__ import annotations
 
 import pytest
 
+import portico.protocols.http1 as http1
 from portico.errors import RemoteProtocolError
 from portico.protocols.events import BodyKind, Data, EndOfMessage, RequestHead
 from portico.protocols.http1 import RequestLimits, RequestParser
 from tests.protocols.helpers import every_split, feed_pieces, pieces
+
+
+@pytest.fixture(autouse=True, params=["compiled", "llhttp"])
+def request_path(request, monkeypatch):
+    """Every test here runs with the compiled fast path for common requests (where it is
+    built) and with llhttp alone, as on a machine without a C compiler."""
+    if request.param == "compiled":
+        if http1._fast_request is None:
+            pytest.skip("the compiled fast path is not built or is turned off")
+    else:
+        monkeypatch.setattr(http1, "_fast_request", None)
+    return request.param
 
 
 def parse(data: bytes, how: str | int = "whole", limits: RequestLimits | None = None):

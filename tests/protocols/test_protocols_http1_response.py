@@ -6,9 +6,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import portico.protocols.http1 as http1
 from portico.errors import LocalProtocolError, RemoteProtocolError
 from portico.protocols.chunked import chunk_frames, encode_trailers
 from portico.protocols.events import (
@@ -20,6 +21,18 @@ from portico.protocols.events import (
 )
 from portico.protocols.http1 import ResponseParser
 from tests.protocols.helpers import every_split, feed_pieces, merge_data, pieces
+
+
+@pytest.fixture(autouse=True, params=["compiled", "python"])
+def head_path(request, monkeypatch):
+    """Every test here runs with the compiled fast path for response heads (where it is
+    built) and with the Python one, as on a machine without a C compiler."""
+    if request.param == "compiled":
+        if http1._fast_head is http1._python_fast_head:
+            pytest.skip("the compiled fast path is not built or is turned off")
+    else:
+        monkeypatch.setattr(http1, "_fast_head", http1._python_fast_head)
+    return request.param
 
 
 def parse(data: bytes, how: str | int = "whole", method: bytes = b"GET",
@@ -429,7 +442,8 @@ def test_malformed_response_is_502(name, how):
 
 # -- chunked round trip through the parser -------------------------------------------------
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=st.binary(min_size=1, max_size=400),
        sizes=st.lists(st.integers(min_value=1, max_value=150), min_size=1, max_size=6),
        cuts=st.lists(st.integers(min_value=1, max_value=800), max_size=10))
