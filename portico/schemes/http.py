@@ -72,13 +72,21 @@ _FRAMING_CHUNKED = ResponseFraming.CHUNKED
 # is still in the socket when the head has been parsed; other reads take what is there.
 _READ_BUFFER = bytearray(256 * 1024)
 _LARGE_READS = memoryview(_READ_BUFFER)
+# After a spliced body, the next head is read in a short read: the bytes of a large body that
+# come with its head are copied twice (into here, then into the splice pipe), so the less of
+# them the better (+7% req/s on 64 KiB bodies against 8 KiB head reads). A head that does
+# not fit costs one more read and doubles the size for that connection, up to iobuffersize.
+# A body read through here after its head (too short to splice, or not spliceable) brings
+# iobuffersize head reads back, so responses of a few KiB keep arriving in one read; a
+# response that came whole in a short read changes nothing.
+_SHORT_HEAD_READS = 1024
 
 
 class HttpBackend(asyncio.BufferedProtocol):
     """A pooled HTTP/1.1 connection to a backend; serves one exchange at a time."""
 
-    __slots__ = ("_client_paused", "_deadline", "_head_reads", "_timer", "_timeout",
-                 "bytes_read", "closed",
+    __slots__ = ("_client_paused", "_deadline", "_full_head_view", "_head_reads",
+                 "_short_head_view", "_timer", "_timeout", "bytes_read", "closed",
                  "exchange", "flow", "head_view", "idle_since", "loop", "parser", "pool",
                  "read_view", "splice_fd", "tls_name", "transport")
 
@@ -108,6 +116,7 @@ class HttpBackend(asyncio.BufferedProtocol):
         self.tls_name: str | None = _PLAIN
         # Where reads go while a head is expected (set again for each exchange), and now.
         self.head_view = self.read_view = _LARGE_READS
+        self._full_head_view = self._short_head_view = _LARGE_READS
         self._head_reads = head_reads
 
     # -- transport callbacks ------------------------------------------------------------
@@ -116,7 +125,8 @@ class HttpBackend(asyncio.BufferedProtocol):
         self.transport = transport  # type: ignore[assignment]
         self.splice_fd = splice_fd(transport)
         if self.splice_fd >= 0:
-            self.head_view = _LARGE_READS[:self._head_reads]
+            self.head_view = self._full_head_view = _LARGE_READS[:self._head_reads]
+            self._short_head_view = _LARGE_READS[:min(_SHORT_HEAD_READS, self._head_reads)]
 
     def get_buffer(self, sizehint: int) -> memoryview:
         """The transport reads into this (see ``_READ_BUFFER``)."""
@@ -138,6 +148,13 @@ class HttpBackend(asyncio.BufferedProtocol):
             ex.backend_failed(UpstreamError(UpstreamErrorKind.BAD_RESPONSE, str(exc)))
             return
         n = len(events)
+        if n == 0 and self.read_view is self._short_head_view is not _LARGE_READS:
+            # A head longer than the short read (see _SHORT_HEAD_READS): the rest of it
+            # comes in a full read, and this connection's next short reads are longer.
+            self.read_view = self._full_head_view
+            size = min(2 * len(self._short_head_view), self._head_reads)
+            self._short_head_view = _LARGE_READS[:size]
+            return
         if n == 1 and type(events[0]) is Data:
             ex.on_data(events[0].data)  # type: ignore[union-attr]  # a body read: one write
             return
@@ -171,8 +188,11 @@ class HttpBackend(asyncio.BufferedProtocol):
                     ex._head_sent or ex._override):
                 left = self.parser.length_left
                 # A relay takes the held head with it (see SpliceRelay.start).
-                if not (left >= MIN_SPLICE and ex.splice_rest(left)):
+                if left >= MIN_SPLICE and ex.splice_rest(left):
+                    self.head_view = self._short_head_view
+                else:
                     self.read_view = _LARGE_READS   # this body goes through here: read it whole
+                    self.head_view = self._full_head_view
         finally:
             front.flush_writes()
 
