@@ -67,6 +67,57 @@ find_cr(const unsigned char *p, const unsigned char *stop)
     return cr != NULL ? cr : stop;
 }
 
+/* A field line [line, line_end): "name" made of tchars, ":", then a value of text bytes.
+   Sets the colon and the value without the blanks around it; 0 when the line is anything
+   else (no name, no colon, whitespace before it, a control byte). */
+static int
+split_field(const unsigned char *line, const unsigned char *line_end,
+            const unsigned char **colon_out, const unsigned char **value_out,
+            const unsigned char **value_end_out)
+{
+    const unsigned char *colon = line;
+    while (colon < line_end && is_tchar[*colon])
+        colon++;
+    if (colon == line || colon == line_end || *colon != ':')
+        return 0;
+    const unsigned char *v = colon + 1, *v_end = line_end;
+    for (const unsigned char *c = v; c < v_end; c++)
+        if (!is_text[*c])
+            return 0;
+    while (v < v_end && (*v == ' ' || *v == '\t'))
+        v++;
+    while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t'))
+        v_end--;
+    *colon_out = colon;
+    *value_out = v;
+    *value_end_out = v_end;
+    return 1;
+}
+
+/* Appends (name, value) to ``fields``; the value (borrowed from the list), or NULL with an
+   exception set. */
+static PyObject *
+append_field(PyObject *fields, const unsigned char *name, Py_ssize_t name_len,
+             const unsigned char *value, Py_ssize_t value_len)
+{
+    PyObject *field = PyTuple_New(2);
+    if (field == NULL)
+        return NULL;
+    PyObject *name_bytes = PyBytes_FromStringAndSize((const char *)name, name_len);
+    PyObject *value_bytes = PyBytes_FromStringAndSize((const char *)value, value_len);
+    if (name_bytes == NULL || value_bytes == NULL) {
+        Py_XDECREF(name_bytes);
+        Py_XDECREF(value_bytes);
+        Py_DECREF(field);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(field, 0, name_bytes);
+    PyTuple_SET_ITEM(field, 1, value_bytes);
+    int failed = PyList_Append(fields, field);
+    Py_DECREF(field);   /* the list holds it, and so the value */
+    return failed ? NULL : value_bytes;
+}
+
 /* response_head(data, pos, end, max_fields) -> (status, reason, version, headers, framing,
    names_key) | None, for the head in data[pos:end], blank line included (see above). */
 static PyObject *
@@ -121,35 +172,11 @@ response_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
             goto none;
         if (++fields > max_fields)
             goto none;
-        const unsigned char *colon = q;
-        while (colon < line_end && is_tchar[*colon])
-            colon++;
-        if (colon == q || colon == line_end || *colon != ':')
-            goto none;   /* no name, no colon, or something else before the colon */
-        const unsigned char *v = colon + 1, *v_end = line_end;
-        for (const unsigned char *c = v; c < v_end; c++)
-            if (!is_text[*c])
-                goto none;
-        while (v < v_end && (*v == ' ' || *v == '\t'))
-            v++;
-        while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t'))
-            v_end--;
-        PyObject *field = PyTuple_New(2);
-        if (field == NULL)
-            goto error;
-        PyObject *name = PyBytes_FromStringAndSize((const char *)q, colon - q);
-        PyObject *value = PyBytes_FromStringAndSize((const char *)v, v_end - v);
-        if (name == NULL || value == NULL) {
-            Py_XDECREF(name);
-            Py_XDECREF(value);
-            Py_DECREF(field);
-            goto error;
-        }
-        PyTuple_SET_ITEM(field, 0, name);
-        PyTuple_SET_ITEM(field, 1, value);
-        int failed = PyList_Append(headers, field);
-        Py_DECREF(field);
-        if (failed)
+        const unsigned char *colon, *v, *v_end;
+        if (!split_field(q, line_end, &colon, &v, &v_end))
+            goto none;
+        PyObject *value = append_field(headers, q, colon - q, v, v_end - v);
+        if (value == NULL)
             goto error;
         key_len += (colon - q) + 1;
         int kind = framing_kind(q, colon - q);
@@ -157,7 +184,7 @@ response_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
             PyObject *item = PyTuple_Pack(2, kinds[kind], value);
             if (item == NULL)
                 goto error;
-            failed = PyList_Append(framing, item);
+            int failed = PyList_Append(framing, item);
             Py_DECREF(item);
             if (failed)
                 goto error;
@@ -337,23 +364,13 @@ request_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
             break;   /* the blank line */
         if (++fields > max_fields)
             goto none;
-        const unsigned char *colon = q;
-        while (colon < line_end && is_tchar[*colon])
-            colon++;
-        if (colon == q || colon == line_end || *colon != ':')
+        const unsigned char *colon, *v, *v_end;
+        if (!split_field(q, line_end, &colon, &v, &v_end))
             goto none;
-        const unsigned char *v = colon + 1, *v_end = line_end;
-        for (const unsigned char *c = v; c < v_end; c++)
-            if (!is_text[*c])
-                goto none;
-        while (v < v_end && (*v == ' ' || *v == '\t'))
-            v++;
-        while (v_end > v && (v_end[-1] == ' ' || v_end[-1] == '\t'))
-            v_end--;
         if ((colon - q) + (v_end - v) + 2 > max_field_size)
             goto none;   /* llhttp's path answers 431 */
         int kind = request_field_kind(q, colon - q);
-        if (kind == FIELD_RARE)
+        if (kind == FIELD_RARE || (kind == FIELD_HOST && ++hosts > 1))
             goto none;
         if (kind == FIELD_CONNECTION) {
             if (++connections > 1)
@@ -365,33 +382,12 @@ request_head(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t narg
             else
                 goto none;
         }
-        PyObject *field = PyTuple_New(2);
-        if (field == NULL)
+        PyObject *value = append_field(headers, q, colon - q, v, v_end - v);
+        if (value == NULL)
             goto error;
-        PyObject *name = PyBytes_FromStringAndSize((const char *)q, colon - q);
-        PyObject *value = PyBytes_FromStringAndSize((const char *)v, v_end - v);
-        if (name == NULL || value == NULL) {
-            Py_XDECREF(name);
-            Py_XDECREF(value);
-            Py_DECREF(field);
-            goto error;
-        }
-        PyTuple_SET_ITEM(field, 0, name);
-        PyTuple_SET_ITEM(field, 1, value);
-        if (kind == FIELD_HOST) {
-            if (++hosts > 1)
-                goto none_field;
+        if (kind == FIELD_HOST)
             host = Py_NewRef(value);
-        }
-        int failed = PyList_Append(headers, field);
-        Py_DECREF(field);
-        if (failed)
-            goto error;
         q = line_end + 2;
-        continue;
-none_field:
-        Py_DECREF(field);
-        goto none;
     }
     if (http11 ? hosts != 1 : hosts > 1)
         goto none;   /* the careful path words the error */
