@@ -401,9 +401,12 @@ def build_response_head(
             if len(_RESPONSE_SHAPES) >= _MAX_RESPONSE_SHAPES:
                 _RESPONSE_SHAPES.clear()
             shape = _RESPONSE_SHAPES[names_key] = _ResponseShape(headers)
+        connection = shape.connection
         if ((mapper is None or not shape.mapped) and (via_mode is _VIA_OFF or not shape.via)
-                and all(headers[i][1].lower() in _CONNECTION_OPTIONS
-                        for i in shape.connection)):
+                # one Connection field (the usual case) without a generator's cost
+                and (headers[connection[0]][1].lower() in _CONNECTION_OPTIONS
+                     if len(connection) == 1 else
+                     all(headers[i][1].lower() in _CONNECTION_OPTIONS for i in connection))):
             sent = headers.copy()
             for index in (shape.drop_with_length if framing != _FRAMING_NONE
                           else shape.drop):
