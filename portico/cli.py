@@ -55,7 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ctl_main(words[1:])
     args = _parser().parse_args(words)
     if args.version:
+        from portico.protocols.http1 import head_parsers
         print(f"Server version: portico/{__version__}")
+        print(f"HTTP/1 head parsers: {head_parsers()}")
         return 0
     if args.command == "demo":
         from portico.demo import run_demo

@@ -537,6 +537,18 @@ if not os.environ.get("PORTICO_PURE_PYTHON"):
     except ImportError:   # not compiled here (setup.py makes it optional)
         pass
 
+
+
+def head_parsers() -> str:
+    """Which HTTP/1 head parsers this process runs, for ``portico -v`` and the start-up log."""
+    if _fast_request is not None and _fast_head is not _python_fast_head:
+        return "compiled (portico.protocols._speedups)"
+    if os.environ.get("PORTICO_PURE_PYTHON"):
+        return "pure Python (PORTICO_PURE_PYTHON is set)"
+    return ("pure Python (the optional C accelerator is not built: reinstall with a C "
+            "compiler and the Python headers for about 20% more requests per second)")
+
+
 _NOT_SEPARATORS = bytes(c for c in range(256) if c not in (1, 10))
 
 

@@ -22,6 +22,7 @@ from portico.errors import ConfigError
 from portico.health.checker import HealthChecker
 from portico.logs.errorlog import check_error_log, host_error_logs, setup_error_log
 from portico.logs.writer import LogOpenError
+from portico.protocols.http1 import head_parsers
 from portico.proxy.pipeline import Pipeline
 from portico.server import heap
 from portico.server.accesslog import build_access_logs
@@ -105,8 +106,8 @@ class ProxyServer:
                                     (signal.SIGUSR1, self.reload)):
                 loop.add_signal_handler(signum, handler)
         self._flush_task = loop.create_task(self._flush_logs())
-        log.info("portico serving %s on %s", self.config.source_file,
-                 ", ".join(str(a) for a in self._servers))
+        log.info("portico serving %s on %s; HTTP/1 head parsers: %s", self.config.source_file,
+                 ", ".join(str(a) for a in self._servers), head_parsers())
         try:
             await self._stop.wait()
             await self._drain()

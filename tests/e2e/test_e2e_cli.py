@@ -3,13 +3,16 @@ and a clean exit on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 
+import portico.protocols.http1 as http1
 from tests.e2e.rawhttp import RawConn
 from tests.support.origin import Origin
 from tests.support.proxy import Portico, prologue_line_count, run_cli, server_kind
@@ -79,6 +82,20 @@ def test_version(tmp_path):
     assert r.returncode == 0
     out = r.stdout + r.stderr
     assert ("Apache/2.4" if HTTPD else "portico") in out, out
+
+
+@pytest.mark.skipif(HTTPD, reason="portico's own build information")
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, "compiled" if http1._fast_request is not None else "not built"),
+    ({"PORTICO_PURE_PYTHON": "1"}, "PORTICO_PURE_PYTHON is set"),
+])
+def test_version_says_which_head_parsers_run(env, expected):
+    r = subprocess.run([sys.executable, "-m", "portico", "-v"], capture_output=True,
+                       text=True, timeout=30, env={**os.environ, **env},
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("HTTP/1 head parsers: "))
+    assert expected in line, r.stdout
 
 
 def test_k_stop_stops_the_running_server(tmp_path, origin: Origin):
