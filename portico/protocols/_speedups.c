@@ -2,17 +2,20 @@
    Python when this is not built (setup.py) or PORTICO_PURE_PYTHON is set.
 
    Why. A response head goes through about twenty bytes operations in the pure-Python fast
-   path (portico/protocols/http1.py, _fast_head), each allocating; at tens of thousands of
-   responses a second that was the largest single Python cost on the request path. This
-   walks the head once.
+   path (portico/protocols/http1.py, _fast_head), each allocating, and a request head
+   through llhttp with a Python callback per field; at tens of thousands of requests a
+   second those were the largest single Python costs on the request path. Each function
+   here walks a head once.
 
-   Contract. response_head() accepts exactly the common heads the careful parser in
-   http1.py would accept, and returns what that parser returns for them; anything else
-   (interim statuses, odd versions, bare LF or CR, obs-fold, control bytes, a line without
-   a colon or with whitespace before it, more fields than allowed) gives None and the
-   careful parser decides or words the error. tests/protocols/test_protocols_fast_head.py
-   checks both paths against the careful parser. It reads only inside the buffer it is
-   given and never trusts a length it has not checked. */
+   Contract. Each function answers either "the common case, and here is exactly what the
+   path it skips would give" or None ("not mine"): response_head() against the careful
+   response parser, request_head() against llhttp and RequestParser's callbacks. Anything
+   unusual (interim statuses, odd versions, bare LF or CR, obs-fold, control bytes, a line
+   without a colon or with whitespace before it, framing fields on a request, any limit
+   reached) gives None, and the other path decides it and words the error.
+   tests/protocols/test_protocols_fast_head.py and test_protocols_fast_request.py hold both
+   to the same results. Nothing here reads outside the buffer it is given or trusts a
+   length it has not checked. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -250,6 +253,9 @@ static const char *const method_names[] = {"GET", "HEAD", "POST", "PUT", "DELETE
 #define METHOD_COUNT (sizeof method_names / sizeof method_names[0])
 static PyObject *methods_bytes[METHOD_COUNT];
 
+/* p[:len] equals the lowercase ASCII word ``lower`` whatever its case. Exact for any
+   bytes without controls: only the two cases of a letter "| 0x20" onto that letter, and
+   only "-" itself (CR aside) onto "-". */
 static int
 lower_equals(const unsigned char *p, Py_ssize_t len, const char *lower)
 {
