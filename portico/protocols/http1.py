@@ -46,6 +46,7 @@ __all__ = [
     "ResponseParser",
     "chunk_frames",
     "encode_trailers",
+    "head_parsers",
 ]
 
 import operator
@@ -536,7 +537,6 @@ if not os.environ.get("PORTICO_PURE_PYTHON"):
         from portico.protocols._speedups import response_head as _fast_head
     except ImportError:   # not compiled here (setup.py makes it optional)
         pass
-
 
 
 def head_parsers() -> str:
