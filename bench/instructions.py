@@ -82,9 +82,13 @@ def _send(port: int, count: int, conns: int = 8) -> None:
         s.close()
 
 
-def _measure(conf: Path, pidfile: Path, port: int, count: int, out: Path, conns: int) -> int:
+def _measure(conf: Path, pidfile: Path, port: int, count: int, out: Path, conns: int,
+             cache_sim: bool = False) -> dict[str, int]:
+    """callgrind's totals for one run by event name: Ir (instructions) and, with the cache
+    simulation, the misses (D1mr, D1mw: L1 data reads and writes; DLmr, DLmw: last level)."""
     proc = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+         f"--cache-sim={'yes' if cache_sim else 'no'}", sys.executable,
          "-m", "portico", "-X", "-f", str(conf)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -104,9 +108,12 @@ def _measure(conf: Path, pidfile: Path, port: int, count: int, out: Path, conns:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    events: list[str] = []
     for line in out.read_text().splitlines():
-        if line.startswith("totals:"):
-            return int(line.split()[1])
+        if line.startswith("events:"):
+            events = line.split()[1:]
+        elif line.startswith("totals:"):
+            return dict(zip(events, map(int, line.split()[1:]), strict=True))
     raise RuntimeError("no totals in the callgrind output")
 
 
@@ -116,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", type=int, default=2400, help="N2 requests")
     parser.add_argument("--body", type=int, default=100, help="response body bytes (100)")
     parser.add_argument("--conns", type=int, default=8, help="keep-alive connections (8)")
+    parser.add_argument("--cache-sim", action="store_true",
+                        help="also simulate the caches: L1 data and last-level misses per "
+                             "request (what more connections cost without more instructions)")
     args = parser.parse_args(argv)
     global BODY
     BODY = b"x" * args.body
@@ -133,12 +143,18 @@ def main(argv: list[str] | None = None) -> int:
             f"Listen 127.0.0.1:{port}\nErrorLog {tmp}/error.log\nPidFile {pidfile}\n"
             f"LogLevel warn\nMaxKeepAliveRequests 0\n"
             f"ProxyPass / http://127.0.0.1:{origin_port}/\n")
-        small = _measure(conf, pidfile, port, args.small, Path(tmp, "a.out"), args.conns)
-        large = _measure(conf, pidfile, port, args.large, Path(tmp, "b.out"), args.conns)
-    per_request = (large - small) / (args.large - args.small)
-    print(f"instructions per proxied request: {per_request:,.0f} "
+        small = _measure(conf, pidfile, port, args.small, Path(tmp, "a.out"), args.conns,
+                         args.cache_sim)
+        large = _measure(conf, pidfile, port, args.large, Path(tmp, "b.out"), args.conns,
+                         args.cache_sim)
+    per = {name: (large[name] - small[name]) / (args.large - args.small) for name in small}
+    print(f"instructions per proxied request: {per['Ir']:,.0f} "
           f"(user space; {len(BODY)}-byte bodies, {args.small} vs {args.large} requests, "
           f"{args.conns} keep-alive connections)")
+    if args.cache_sim:
+        print(f"simulated cache misses per request: L1 data {per['D1mr'] + per['D1mw']:,.0f} "
+              f"(reads {per['D1mr']:,.0f}, writes {per['D1mw']:,.0f}), last level data "
+              f"{per['DLmr'] + per['DLmw']:,.0f}, instruction fetch (L1) {per['I1mr']:,.0f}")
     return 0
 
 
