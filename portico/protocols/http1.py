@@ -502,7 +502,7 @@ def _fast_head(
             # no control bytes left, ": " marked as \x01 and the CRLFs reduced to their LF
             # must alternate.
             or (lines and block.replace(b": ", b"\x01").translate(None, _NOT_SEPARATORS)
-                != _SEPARATOR_RUNS[lines])):
+                != b"\x01\n" * (lines - 1) + b"\x01")):
         return None
     items = block.replace(b"\r\n", b": ").split(b": ") if lines else []
     names = items[::2]
@@ -550,19 +550,6 @@ def head_parsers() -> str:
 
 
 _NOT_SEPARATORS = bytes(c for c in range(256) if c not in (1, 10))
-
-
-class _SeparatorRuns(dict[int, bytes]):
-    """lines -> the separators of that many well-formed field lines (see _fast_head)."""
-
-    def __missing__(self, lines: int) -> bytes:
-        run = b"\x01\n" * (lines - 1) + b"\x01"
-        if lines <= 256:
-            self[lines] = run
-        return run
-
-
-_SEPARATOR_RUNS = _SeparatorRuns()
 _HEAD_SHAPES: dict[bytes, tuple[tuple[int, int], ...]] = {}
 _MAX_HEAD_SHAPES = 256   # distinct name sequences remembered (backends use few)
 _TOKEN_OR_LF = TOKEN_CHARS + b"\n"

@@ -47,7 +47,7 @@ def _shown(event):
     return event
 
 
-def both(chunks: list[bytes], limits: RequestLimits | None = None, monkeypatch=None):
+def both(chunks: list[bytes], limits: RequestLimits | None = None, *, monkeypatch):
     fast = run(chunks, limits)
     monkeypatch.setattr(http1, "_fast_request", None)
     try:
